@@ -1,0 +1,79 @@
+"""The production baseline: rembg's own new_session/remove path, configured as production runs it."""
+
+import hashlib
+import importlib.metadata
+
+import numpy as np
+from PIL import Image
+
+from eval import runtime
+from eval.backends.base import Backend
+from eval.errors import GateInputError
+
+
+def _md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class RembgBackend(Backend):
+    name = "rembg"
+
+    def __init__(self, config, torch_threads=1):
+        runtime.prepare(torch_threads)
+        import onnxruntime
+        import rembg
+        from rembg.sessions import sessions_class
+
+        self._config = config
+        self._remove = rembg.remove
+        session_class = next((c for c in sessions_class if c.name() == config.model), None)
+        if session_class is None:
+            known = ", ".join(sorted(c.name() for c in sessions_class))
+            raise GateInputError(config.path, f"unknown rembg model {config.model!r}; rembg knows: {known}")
+        # Resolve the weights ourselves: rembg would otherwise try to download them (impossible offline).
+        weights = session_class.resolve_existing(f"{config.model}.onnx")
+        if weights is None:
+            raise GateInputError(
+                config.path,
+                f"weights for rembg model {config.model!r} are not installed: rembg looks in "
+                f"{session_class.model_dir()} and {session_class.rembg_home()} (set U2NET_HOME to choose); "
+                "install them offline with scripts/bootstrap.sh")
+        self._weights_md5 = _md5(weights)
+        if self._weights_md5 != config.model_md5:
+            raise GateInputError(weights, f"md5 {self._weights_md5} differs from the production weights' "
+                                          f"{config.model_md5} pinned in {config.path}")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = config.intra_op_num_threads
+        options.inter_op_num_threads = config.inter_op_num_threads
+        self._session = rembg.new_session(config.model, sess_opts=options, providers=list(config.providers))
+        self._versions = {"rembg": importlib.metadata.version("rembg"),
+                          "onnxruntime": onnxruntime.__version__}
+
+    def provenance(self):
+        c = self._config
+        return {
+            "backend": "rembg",
+            "model": c.model,
+            "model_md5": self._weights_md5,
+            "providers": list(c.providers),
+            "intra_op_num_threads": c.intra_op_num_threads,
+            "inter_op_num_threads": c.inter_op_num_threads,
+            "remove_kwargs": dict(c.remove_kwargs),
+            "alpha_threshold": c.alpha_threshold,
+            "exif": "applied by the gate's decoder before inference",
+            "config_sha256": c.sha256,
+            **self._versions,
+        }
+
+    def predict(self, images):
+        return [self._predict_one(image) for image in images]
+
+    def _predict_one(self, image):
+        # The scored mask is the alpha channel of the RGBA cutout production emits (matting included).
+        cutout = self._remove(Image.fromarray(image), session=self._session, **dict(self._config.remove_kwargs))
+        alpha = np.asarray(cutout.convert("RGBA"))[..., 3]
+        return alpha >= self._config.alpha_threshold

@@ -1,0 +1,155 @@
+"""The success criteria and failure-class taxonomy owned by #413 (configs/success_criteria.yaml).
+
+The gate only reads this file: every threshold and every class comes from it. Parsing is strict (see
+eval/yaml_config.py) and the cross-references are checked here, so a criterion can never silently
+point at nothing.
+"""
+
+import dataclasses
+import re
+
+from eval.errors import GateInputError
+from eval.yaml_config import load_yaml
+
+CORPORA = ("test", "flagged")
+KINDS = ("min_pass_rate", "min_mean_iou", "max_mean_iou_regression")
+ALL = "all"
+EACH = "each"
+UNCLASSIFIED = "unclassified"
+_RESERVED = (ALL, EACH, UNCLASSIFIED)
+
+_UNIT = {"type": "number", "minimum": 0, "maximum": 1}
+_ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["schema_version", "example_values", "iou_pass_threshold", "min_images",
+                 "failure_classes", "criteria"],
+    "properties": {
+        "schema_version": {"const": 1},
+        "example_values": {"type": "boolean"},
+        "iou_pass_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "min_images": {"type": "integer", "minimum": 1},
+        "failure_classes": {"type": "array", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "description", "match"],
+            "properties": {
+                "id": _ID,
+                "description": {"type": "string"},
+                "match": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {
+                        "notes_any": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                        "source": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "minProperties": 1,
+                            "properties": {f: {"type": "array", "minItems": 1, "items": {"type": "string"}}
+                                           for f in ("type", "backend", "deployment", "version")},
+                        },
+                    },
+                },
+            },
+        }},
+        "criteria": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "kind", "corpus", "failure_class", "threshold"],
+            "properties": {
+                "id": _ID,
+                "kind": {"enum": list(KINDS)},
+                "corpus": {"enum": list(CORPORA)},
+                "failure_class": {"type": "string"},
+                "threshold": _UNIT,
+            },
+        }},
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FailureClass:
+    """A class of the #413 taxonomy and the rule that maps a CropRun row to it."""
+
+    id: str
+    description: str
+    notes_patterns: tuple = ()
+    source_match: tuple = ()  # ((field, (allowed values...)), ...)
+
+    def matches(self, notes, source):
+        """True when any notes pattern matches, or when every listed source field matches."""
+        if any(p.search(notes or "") for p in self.notes_patterns):
+            return True
+        return bool(self.source_match) and all(
+            str((source or {}).get(field)) in allowed for field, allowed in self.source_match)
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    id: str
+    kind: str
+    corpus: str
+    failure_class: str  # a class id, ALL, or EACH (expanded by the decision step)
+    threshold: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SuccessCriteria:
+    path: str
+    sha256: str
+    example_values: bool
+    iou_pass_threshold: float
+    min_images: int
+    failure_classes: tuple
+    criteria: tuple
+
+    @property
+    def class_ids(self):
+        return tuple(c.id for c in self.failure_classes)
+
+    def classify(self, notes, source):
+        """Failure classes of one flagged row, in taxonomy order; (UNCLASSIFIED,) when none match."""
+        matched = tuple(c.id for c in self.failure_classes if c.matches(notes, source))
+        return matched or (UNCLASSIFIED,)
+
+
+def _unique(ids, what, path):
+    seen = set()
+    for item in ids:
+        if item in seen:
+            raise GateInputError(path, f"duplicate {what} id {item!r}")
+        seen.add(item)
+
+
+def _failure_class(raw, path):
+    patterns = []
+    for pattern in raw["match"].get("notes_any", []):
+        try:
+            patterns.append(re.compile(pattern, re.IGNORECASE))
+        except re.error as err:
+            raise GateInputError(path, f"failure class {raw['id']!r}: bad regex {pattern!r} ({err})") from None
+    source = tuple(sorted((f, tuple(v)) for f, v in raw["match"].get("source", {}).items()))
+    return FailureClass(raw["id"], raw["description"], tuple(patterns), source)
+
+
+def load_criteria(path):
+    """Parse and cross-check the criteria file at `path`."""
+    data, digest = load_yaml(path, SCHEMA)
+    classes = tuple(_failure_class(raw, path) for raw in data["failure_classes"])
+    _unique([c.id for c in classes], "failure class", path)
+    for c in classes:
+        if c.id in _RESERVED:
+            raise GateInputError(path, f"failure class id {c.id!r} is reserved ({', '.join(_RESERVED)})")
+    criteria = tuple(Criterion(r["id"], r["kind"], r["corpus"], r["failure_class"], float(r["threshold"]))
+                     for r in data["criteria"])
+    _unique([c.id for c in criteria], "criterion", path)
+    known = {ALL, EACH, UNCLASSIFIED, *(c.id for c in classes)}
+    for c in criteria:
+        if c.failure_class not in known:
+            raise GateInputError(path, f"criterion {c.id!r} names unknown failure class {c.failure_class!r}; "
+                                       f"known: {', '.join(sorted(known))}")
+    return SuccessCriteria(str(path), digest, data["example_values"], float(data["iou_pass_threshold"]),
+                           data["min_images"], classes, criteria)

@@ -1,0 +1,97 @@
+"""From aggregates and the locked criteria to a go/no-go Decision (pure; rendered by eval.report)."""
+
+import dataclasses
+
+from eval.criteria import EACH
+from eval.scoring import round_metric
+
+PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
+COMPLETENESS_ID = "evaluation_complete"
+CANDIDATE, BASELINE = "candidate", "rembg"
+
+_OBSERVED = {
+    "min_pass_rate": ("candidate pass rate", ">="),
+    "min_mean_iou": ("candidate mean IoU", ">="),
+    "max_mean_iou_regression": ("mean-IoU regression vs rembg", "<="),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CriterionResult:
+    id: str
+    kind: str
+    corpus: str
+    failure_class: str
+    threshold: float
+    observed: float | None
+    margin: float | None  # >= 0 passes; None when there was nothing to measure
+    n_images: int
+    status: str
+    summary: str
+
+    @property
+    def passed(self):
+        return self.status == PASS
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    recommendation: str  # "go" or "no-go"
+    deciding: CriterionResult
+    results: tuple
+
+    @property
+    def failed(self):
+        return tuple(r for r in self.results if not r.passed)
+
+
+def _measure(criterion, failure_class, table, min_images):
+    candidate = table.get((CANDIDATE, criterion.corpus, failure_class))
+    baseline = table.get((BASELINE, criterion.corpus, failure_class))
+    n = candidate.n_images if candidate else 0
+    label, op = _OBSERVED[criterion.kind]
+    where = f"{criterion.corpus}/{failure_class}"
+    base = dict(id=criterion.id if criterion.failure_class != EACH else f"{criterion.id}[{failure_class}]",
+                kind=criterion.kind, corpus=criterion.corpus, failure_class=failure_class,
+                threshold=criterion.threshold, n_images=n)
+    if n < min_images or baseline is None:
+        return CriterionResult(**base, observed=None, margin=None, status=INSUFFICIENT,
+                               summary=f"insufficient data on {where}: {n} image(s), the criteria require "
+                                       f"at least {min_images}")
+    if criterion.kind == "min_pass_rate":
+        observed = candidate.pass_rate
+    elif criterion.kind == "min_mean_iou":
+        observed = candidate.mask_iou["mean"]
+    else:
+        observed = round_metric(baseline.mask_iou["mean"] - candidate.mask_iou["mean"])
+    margin = round_metric(observed - criterion.threshold if op == ">=" else criterion.threshold - observed)
+    status = PASS if margin >= 0 else FAIL
+    detail = (f" (candidate {candidate.mask_iou['mean']:.4f} vs rembg {baseline.mask_iou['mean']:.4f})"
+              if criterion.kind == "max_mean_iou_regression" else "")
+    return CriterionResult(**base, observed=observed, margin=margin, status=status,
+                           summary=f"{label} {observed:.4f} on {where} (n={n}){detail} must be {op} "
+                                   f"{criterion.threshold:.4f}")
+
+
+def _completeness(n_not_evaluated):
+    ok = n_not_evaluated == 0
+    return CriterionResult(COMPLETENESS_ID, "all_images_evaluated", "all", "all", 0.0, float(n_not_evaluated),
+                           0.0 if ok else -float(n_not_evaluated), 0, PASS if ok else FAIL,
+                           "every eligible image was evaluated by both backends" if ok else
+                           f"{n_not_evaluated} image(s) could not be evaluated; an incomplete evaluation "
+                           "cannot be a go")
+
+
+def decide(criteria, aggregates, n_not_evaluated):
+    """Evaluate every criterion; go only if all pass, citing the failed (or, for go, tightest) one."""
+    table = {a.key: a for a in aggregates}
+    results = [_completeness(n_not_evaluated)]
+    for criterion in criteria.criteria:
+        classes = criteria.class_ids if criterion.failure_class == EACH else (criterion.failure_class,)
+        results.extend(_measure(criterion, c, table, criteria.min_images) for c in classes)
+    failed = [r for r in results if not r.passed]
+    if failed:
+        # Incomplete evaluation first, then the largest measured miss, then missing evidence.
+        rank = lambda r: (r.id != COMPLETENESS_ID, r.status == INSUFFICIENT, r.margin or 0.0)  # noqa: E731
+        return Decision("no-go", min(failed, key=rank), tuple(results))
+    return Decision("go", min(results[1:], key=lambda r: r.margin), tuple(results))

@@ -1,0 +1,108 @@
+"""The evaluation itself: load -> predict -> score -> decide. Pure of output I/O (see eval.report)."""
+
+import dataclasses
+
+from eval import gallery as gallery_lib
+from eval import images
+from eval.decision import BASELINE, CANDIDATE, decide
+from eval.errors import GateInputError
+from eval.scoring import aggregate, image_score
+from eval.snapshot import FLAGGED, TEST
+
+
+@dataclasses.dataclass(frozen=True)
+class NotEvaluated:
+    corpus: str
+    image_id: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class GateResult:
+    provenance: dict
+    scores: tuple  # ImageScore, sorted by (corpus, image_id, backend)
+    aggregates: tuple
+    not_evaluated: tuple
+    exclusions: tuple
+    decision: object  # eval.decision.Decision
+    gallery_best: tuple
+    gallery_worst: tuple
+    example_values: bool
+
+
+def _decode(item):
+    if item.problem:
+        raise GateInputError(item.image_path, item.problem)
+    photo = images.load_rgb(item.image_path)
+    size = images.image_size(photo)
+    load_truth = images.load_mask if item.truth_format == "png" else images.rasterise_polygons
+    return photo, load_truth(item.truth_path, size)
+
+
+def _predict(backend, photos, ids):
+    """Masks per id; a batch that fails is retried image by image so one bad image cannot sink the rest."""
+    try:
+        return dict(zip(ids, backend.predict(photos))), {}
+    except Exception:  # noqa: BLE001 - any backend failure becomes a reported, not-evaluated image
+        masks, errors = {}, {}
+        for image_id, photo in zip(ids, photos):
+            try:
+                masks[image_id] = backend.predict([photo])[0]
+            except Exception as err:  # noqa: BLE001
+                errors[image_id] = f"{backend.name} failed: {type(err).__name__}: {err}"
+        return masks, errors
+
+
+def _batches(items, size):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None):
+    """Run both backends on every eligible image of both corpora and decide; returns a GateResult."""
+    scores, missing = [], []
+    picker = gallery_lib.GalleryPicker(gallery_size)
+    for corpus in (TEST, FLAGGED):
+        items = [i for i in snapshot.items if i.corpus == corpus]
+        if progress:
+            progress.start(corpus, len(items))
+        for batch in _batches(items, batch_size):
+            decoded = {}
+            for item in batch:
+                try:
+                    decoded[item.image_id] = _decode(item)
+                except GateInputError as err:
+                    missing.append(NotEvaluated(corpus, item.image_id, str(err)))
+            ids = list(decoded)
+            photos = [decoded[i][0] for i in ids]
+            predictions = {}
+            for backend in (baseline, candidate):
+                masks, errors = _predict(backend, photos, ids)
+                predictions[backend.name] = masks
+                missing.extend(NotEvaluated(corpus, i, reason) for i, reason in errors.items())
+            for item in batch:
+                if not all(item.image_id in predictions[b] for b in (BASELINE, CANDIDATE)):
+                    continue
+                photo, truth = decoded[item.image_id]
+                classes = criteria.classify(item.notes, dict(item.source)) if corpus == FLAGGED else ()
+                pair = {b: image_score(b, corpus, item.image_id, classes, truth, predictions[b][item.image_id],
+                                       criteria.iou_pass_threshold) for b in (BASELINE, CANDIDATE)}
+                scores.extend(pair.values())
+                delta = round(pair[CANDIDATE].mask_iou - pair[BASELINE].mask_iou, 6)
+                if picker.wants(delta, corpus, item.image_id):
+                    picker.add(gallery_lib.make_case(
+                        corpus, item.image_id, pair[BASELINE].mask_iou, pair[CANDIDATE].mask_iou, photo, truth,
+                        predictions[BASELINE][item.image_id], predictions[CANDIDATE][item.image_id]))
+            if progress:
+                progress.advance(len(batch))
+    # One image may fail in both backends: report it once, with every reason.
+    merged = {}
+    for m in missing:
+        key = (m.corpus, m.image_id)
+        merged[key] = f"{merged[key]}; {m.reason}" if key in merged else m.reason
+    not_evaluated = tuple(NotEvaluated(c, i, r) for (c, i), r in sorted(merged.items()))
+    scores.sort(key=lambda s: (s.corpus, s.image_id, s.source_backend))
+    aggregates = aggregate(scores)
+    decision = decide(criteria, aggregates, len(not_evaluated))
+    return GateResult(provenance, tuple(scores), aggregates, not_evaluated, snapshot.exclusions, decision,
+                      picker.best, picker.worst, criteria.example_values)

@@ -1,0 +1,132 @@
+"""Rendering a GateResult: metrics.json, per_image.csv, report.md and gallery PNGs (as bytes).
+
+The JSON is the record of the decision: sorted keys, rounded floats, no timestamps or machine paths,
+so the same inputs give the same bytes. The Markdown comes from templates/report.md.j2; everything a
+user wrote (CropRun notes and ids, file names) goes through `markdown_text` so it cannot inject
+Markdown or HTML into the report.
+"""
+
+import csv
+import dataclasses
+import html
+import io
+import json
+import re
+
+import jinja2
+
+from eval import gallery as gallery_lib
+from eval.decision import BASELINE, CANDIDATE
+
+SCHEMA = "pottery-gate-metrics/v1"
+# Characters that start Markdown syntax inside a line (emphasis, code, links, tables, strikethrough).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]|~])")
+
+
+def markdown_text(value):
+    """Escape user-written text for a Markdown table cell: HTML entities, Markdown syntax, newlines."""
+    text = html.escape(str(value), quote=False)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+
+
+def _decision_dict(decision):
+    return {"recommendation": decision.recommendation, "deciding_criterion": dataclasses.asdict(decision.deciding)}
+
+
+def metrics_document(result):
+    """The JSON-ready metrics table (see README, "metrics.json schema")."""
+    return {
+        "schema": SCHEMA,
+        **_decision_dict(result.decision),
+        "example_criteria_values": result.example_values,
+        "provenance": result.provenance,
+        "criteria_results": [dataclasses.asdict(r) for r in result.decision.results],
+        "aggregates": [dataclasses.asdict(a) for a in result.aggregates],
+        "per_image": [dataclasses.asdict(s) for s in result.scores],
+        "not_evaluated": [dataclasses.asdict(n) for n in result.not_evaluated],
+        "excluded_rows": [dataclasses.asdict(e) for e in result.exclusions],
+    }
+
+
+def metrics_json(result):
+    return (json.dumps(metrics_document(result), indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+
+
+def per_image_csv(result):
+    buffer = io.StringIO()
+    fields = [f.name for f in dataclasses.fields(result.scores[0])] if result.scores else ["source_backend"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for s in result.scores:
+        row = dataclasses.asdict(s)
+        row["failure_classes"] = ";".join(s.failure_classes)
+        writer.writerow(row)
+    return buffer.getvalue().encode()
+
+
+def _side_by_side(result):
+    """Rows of (corpus, class, n, rembg and candidate metrics, deltas), in aggregate order."""
+    table = {a.key: a for a in result.aggregates}
+    rows = []
+    for (backend, corpus, failure_class), cand in sorted(table.items()):
+        base = table.get((BASELINE, corpus, failure_class))
+        if backend != CANDIDATE or base is None:
+            continue
+        rows.append({
+            "corpus": corpus, "failure_class": failure_class, "n": cand.n_images,
+            "base_iou": base.mask_iou["mean"], "cand_iou": cand.mask_iou["mean"],
+            "delta_iou": cand.mask_iou["mean"] - base.mask_iou["mean"],
+            "base_median": base.mask_iou["median"], "cand_median": cand.mask_iou["median"],
+            "base_p10": base.mask_iou["p10"], "cand_p10": cand.mask_iou["p10"],
+            "base_p90": base.mask_iou["p90"], "cand_p90": cand.mask_iou["p90"],
+            "base_pass": base.pass_rate, "cand_pass": cand.pass_rate,
+            "delta_pass": cand.pass_rate - base.pass_rate,
+            "base_precision": base.precision_mean, "cand_precision": cand.precision_mean,
+            "base_recall": base.recall_mean, "cand_recall": cand.recall_mean,
+            "base_bbox": base.bbox_iou_secondary_mean, "cand_bbox": cand.bbox_iou_secondary_mean,
+        })
+    return rows
+
+
+def _gallery_entries(cases, kind):
+    return [{"file": f"gallery/{case.file_name(kind, rank)}", "case": case} for rank, case in enumerate(cases, 1)]
+
+
+def _exclusion_summary(exclusions):
+    counts = {}
+    for e in exclusions:
+        counts[e.reason] = counts.get(e.reason, 0) + 1
+    return sorted(counts.items())
+
+
+def _environment():
+    env = jinja2.Environment(loader=jinja2.PackageLoader("eval", "templates"), autoescape=False,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["md"] = markdown_text
+    env.filters["f3"] = lambda v: "n/a" if v is None else f"{v:.3f}"
+    env.filters["signed"] = lambda v: f"{v:+.3f}"
+    return env
+
+
+def report_markdown(result, title):
+    best = _gallery_entries(result.gallery_best, "improvement")
+    worst = _gallery_entries(result.gallery_worst, "regression")
+    text = _environment().get_template("report.md.j2").render(
+        title=title, result=result, decision=result.decision, prov=result.provenance,
+        rows=_side_by_side(result), best=best, worst=worst, exclusions=_exclusion_summary(result.exclusions),
+        n_excluded=len(result.exclusions))
+    return text.rstrip("\n").encode() + b"\n"
+
+
+def gallery_files(result):
+    """{relative path: PNG bytes} of every gallery panel referenced by the report."""
+    entries = _gallery_entries(result.gallery_best, "improvement") + _gallery_entries(result.gallery_worst,
+                                                                                        "regression")
+    return {e["file"]: gallery_lib.render_panel(e["case"]) for e in entries}
+
+
+def render_all(result, title):
+    """Every output file of a run as {relative path: bytes}."""
+    return {"metrics.json": metrics_json(result), "per_image.csv": per_image_csv(result),
+            "report.md": report_markdown(result, title), **gallery_files(result)}

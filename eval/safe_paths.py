@@ -1,0 +1,26 @@
+"""Resolving user-written relative paths without leaving a snapshot's root."""
+
+import os
+import pathlib
+
+from eval.errors import GateInputError
+
+
+def resolve_inside(root, relative, where):
+    """Return `root/relative`, refusing anything that could escape `root`.
+
+    Snapshot rows are user data: an absolute path, a `..` component or a symlink that resolves outside
+    the root could make the gate read (and publish in its gallery) files it was never meant to see.
+    """
+    root = pathlib.Path(root)
+    if not isinstance(relative, str) or not relative:
+        raise GateInputError(where, f"path must be a non-empty string, got {relative!r}")
+    candidate = pathlib.PurePosixPath(relative)
+    if candidate.is_absolute() or "\\" in relative or ".." in candidate.parts:
+        raise GateInputError(where, f"path {relative!r} escapes the snapshot root (absolute or '..')")
+    path = root / candidate
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise GateInputError(where, f"path {relative!r} resolves outside the snapshot root (symlink?)")
+    return path

@@ -1,0 +1,77 @@
+"""Per-image scores and their aggregates, keyed by (source_backend, corpus, failure_class).
+
+Every float is rounded to DECIMALS here, once, so the decision compares exactly the numbers the JSON
+shows and the metrics file is byte-stable.
+"""
+
+import collections
+import dataclasses
+
+from eval import metrics
+from eval.criteria import ALL
+
+DECIMALS = 6
+
+
+def round_metric(value):
+    return round(float(value), DECIMALS)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageScore:
+    source_backend: str
+    corpus: str
+    image_id: str
+    failure_classes: tuple
+    mask_iou: float
+    precision: float
+    recall: float
+    bbox_iou_secondary: float
+    passed: bool
+    true_positive_pixels: int
+    predicted_pixels: int
+    ground_truth_pixels: int
+
+
+def image_score(backend, corpus, image_id, failure_classes, ground_truth, prediction, iou_threshold):
+    """Score one prediction; `passed` means mask IoU >= the locked threshold."""
+    s = metrics.score_masks(ground_truth, prediction)
+    iou = round_metric(s.mask_iou)
+    return ImageScore(backend, corpus, image_id, tuple(failure_classes), iou, round_metric(s.precision),
+                      round_metric(s.recall), round_metric(s.bbox_iou), iou >= iou_threshold, s.counts.true_positive,
+                      s.counts.predicted, s.counts.ground_truth)
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregate:
+    source_backend: str
+    corpus: str
+    failure_class: str
+    n_images: int
+    mask_iou: dict  # mean, median, p10, p90
+    precision_mean: float
+    recall_mean: float
+    pass_rate: float
+    bbox_iou_secondary_mean: float
+
+    @property
+    def key(self):
+        return self.source_backend, self.corpus, self.failure_class
+
+
+def _aggregate(key, scores):
+    def mean(field):
+        return round_metric(sum(getattr(s, field) for s in scores) / len(scores))
+
+    iou = {k: round_metric(v) for k, v in metrics.distribution([s.mask_iou for s in scores]).items()}
+    return Aggregate(*key, len(scores), iou, mean("precision"), mean("recall"),
+                     round_metric(sum(s.passed for s in scores) / len(scores)), mean("bbox_iou_secondary"))
+
+
+def aggregate(scores):
+    """Aggregates of every (backend, corpus, class) with at least one image, sorted by key; `all` included."""
+    groups = collections.defaultdict(list)
+    for s in scores:
+        for failure_class in (ALL, *s.failure_classes):
+            groups[(s.source_backend, s.corpus, failure_class)].append(s)
+    return tuple(_aggregate(key, groups[key]) for key in sorted(groups))

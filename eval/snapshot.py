@@ -1,0 +1,207 @@
+"""The dataset snapshot contract: the two corpora the gate evaluates, read from one directory.
+
+    <snapshot>/
+      snapshot.yaml            format: pottery-gate-snapshot/v1, version: <dataset version>[, description]
+      test/images/<stem>.<ext> held-out test split as exported for training (#415)
+      test/masks/<stem>.png    its ground truth as a mask PNG, or
+      test/labels/<stem>.txt   as YOLO-seg polygon labels (rasterised at image size); not both
+      flagged/croprun.jsonl    CropRun rows (#421), one JSON object per line:
+                               {"id", "image", "source": {"type", "backend", "deployment", "version"},
+                                "notes", "annotation": {"kind": "crop_annotation"|"hand_label", "mask"} | null}
+                               paths are relative to flagged/ and may not leave the snapshot
+
+Flagged corpus = rows with source.type == "human" and a ground-truth annotation; every other row is
+excluded and counted by reason. Structural problems (missing files or folders, malformed rows,
+duplicate ids, paths escaping the root) raise GateInputError; a problem confined to one image (a
+missing or undecodable file) is attached to that item so the gate can report it and refuse "go".
+"""
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+
+import jsonschema
+
+from eval.errors import GateInputError
+from eval.safe_paths import resolve_inside
+from eval.yaml_config import load_yaml
+
+FORMAT = "pottery-gate-snapshot/v1"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+TEST, FLAGGED = "test", "flagged"
+NOT_HUMAN = "source.type is not 'human'"
+NO_ANNOTATION = "no ground-truth annotation"
+
+_MANIFEST_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["format", "version"],
+    "properties": {
+        "format": {"const": FORMAT},
+        "version": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+        "description": {"type": "string"},
+    },
+}
+_SOURCE_FIELD = {"type": ["string", "null"]}
+_ROW_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "image", "source", "notes", "annotation"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "image": {"type": "string", "minLength": 1},
+        "source": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type", "backend", "deployment", "version"],
+            "properties": {f: _SOURCE_FIELD for f in ("type", "backend", "deployment", "version")},
+        },
+        "notes": {"type": ["string", "null"]},
+        "annotation": {"oneOf": [
+            {"type": "null"},
+            {"type": "object", "additionalProperties": False, "required": ["kind", "mask"],
+             "properties": {"kind": {"enum": ["crop_annotation", "hand_label"]},
+                            "mask": {"type": "string", "minLength": 1}}},
+        ]},
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalItem:
+    """One image to evaluate, with where its ground truth is and what the row said about it."""
+
+    corpus: str
+    image_id: str
+    image_path: pathlib.Path
+    truth_path: pathlib.Path | None
+    truth_format: str  # "png" or "yolo"
+    truth_kind: str  # "mask", "polygons", "crop_annotation" or "hand_label"
+    notes: str = ""
+    source: tuple = ()  # sorted (field, value) pairs of CropRun.source
+    problem: str | None = None  # set when this image cannot be evaluated
+
+
+@dataclasses.dataclass(frozen=True)
+class Exclusion:
+    row_id: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    root: pathlib.Path
+    version: str
+    sha256: str  # digest of every file the evaluation reads, with its relative path
+    items: tuple  # EvalItem, sorted by (corpus, image_id)
+    exclusions: tuple  # Exclusion of flagged rows, in file order
+
+
+def _file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _test_items(root):
+    split = root / TEST
+    images_dir = split / "images"
+    if not images_dir.is_dir():
+        raise GateInputError(images_dir, "missing: the test split needs test/images/ (see eval/snapshot.py)")
+    items, stems = [], {}
+    for path in sorted(images_dir.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise GateInputError(path, f"not an image file; expected one of {', '.join(IMAGE_SUFFIXES)}")
+        if path.stem in stems:
+            raise GateInputError(path, f"duplicate image id {path.stem!r} (also {stems[path.stem].name})")
+        stems[path.stem] = path
+        image = resolve_inside(root, f"{TEST}/images/{path.name}", path)
+        mask = resolve_inside(root, f"{TEST}/masks/{path.stem}.png", path)
+        labels = resolve_inside(root, f"{TEST}/labels/{path.stem}.txt", path)
+        if mask.exists() and labels.exists():
+            items.append(EvalItem(TEST, path.stem, image, mask, "png", "mask",
+                                  problem=f"both {mask.name} and {labels.name} exist; keep one ground truth"))
+        elif mask.exists() or labels.exists():
+            items.append(EvalItem(TEST, path.stem, image, mask if mask.exists() else labels,
+                                  "png" if mask.exists() else "yolo", "mask" if mask.exists() else "polygons"))
+        else:
+            items.append(EvalItem(TEST, path.stem, image, None, "png", "mask",
+                                  problem=f"no ground truth: expected test/masks/{path.stem}.png "
+                                          f"or test/labels/{path.stem}.txt"))
+    if not items:
+        raise GateInputError(images_dir, "empty corpus: no images in the test split")
+    return items
+
+
+def _flagged_rows(path):
+    """Yield (line number, row dict) of a CropRun JSONL export, validating each row."""
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except FileNotFoundError:
+        raise GateInputError(path, "missing: the flagged corpus needs flagged/croprun.jsonl") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise GateInputError(path, f"cannot read ({err})") from None
+    validator = jsonschema.Draft202012Validator(_ROW_SCHEMA)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise GateInputError(f"{path}:{number}", f"malformed JSON ({err.msg} at column {err.colno})") from None
+        error = jsonschema.exceptions.best_match(validator.iter_errors(row))
+        if error is not None:
+            field = ".".join(str(p) for p in error.absolute_path) or "row"
+            raise GateInputError(f"{path}:{number}", f"{field}: {error.message}")
+        yield number, row
+
+
+def _flagged_items(root):
+    jsonl = root / FLAGGED / "croprun.jsonl"
+    items, exclusions, lines = [], [], {}
+    for number, row in _flagged_rows(jsonl):
+        where = f"{jsonl}:{number}"
+        if row["id"] in lines:
+            raise GateInputError(where, f"duplicate CropRun id {row['id']!r} (first on line {lines[row['id']]})")
+        lines[row["id"]] = number
+        if row["source"]["type"] != "human":
+            exclusions.append(Exclusion(row["id"], NOT_HUMAN))
+            continue
+        if row["annotation"] is None:
+            exclusions.append(Exclusion(row["id"], NO_ANNOTATION))
+            continue
+        image = resolve_inside(root / FLAGGED, row["image"], where)
+        truth = resolve_inside(root / FLAGGED, row["annotation"]["mask"], where)
+        items.append(EvalItem(FLAGGED, row["id"], image, truth, "png", row["annotation"]["kind"],
+                              notes=row["notes"] or "", source=tuple(sorted(row["source"].items()))))
+    if not lines:
+        raise GateInputError(jsonl, "empty corpus: no CropRun rows")
+    return items, exclusions
+
+
+def _with_missing_files(item):
+    for path in (item.image_path, item.truth_path):
+        if item.problem is None and path is not None and not path.is_file():
+            return dataclasses.replace(item, problem=f"{path}: file not found")
+    return item
+
+
+def load_snapshot(root):
+    """Read the snapshot at `root` (see the module docstring for the contract)."""
+    root = pathlib.Path(root)
+    if not root.is_dir():
+        raise GateInputError(root, "dataset snapshot directory not found")
+    manifest, _ = load_yaml(root / "snapshot.yaml", _MANIFEST_SCHEMA)
+    flagged, exclusions = _flagged_items(root)
+    items = sorted((_with_missing_files(i) for i in _test_items(root) + flagged),
+                   key=lambda i: (i.corpus, i.image_id))
+    read = {root / "snapshot.yaml", root / FLAGGED / "croprun.jsonl"}
+    read.update(p for i in items if i.problem is None for p in (i.image_path, i.truth_path))
+    listing = "".join(f"{p.relative_to(root).as_posix()}\t{_file_digest(p)}\n" for p in sorted(read))
+    return Snapshot(root, manifest["version"], hashlib.sha256(listing.encode()).hexdigest(), tuple(items),
+                    tuple(exclusions))

@@ -1,0 +1,104 @@
+"""`modal://<volume>/<path>` inputs: one small store interface for Modal Volumes and local stand-ins.
+
+The gate (and the Modal app) only need "list the files under a path" and "stream a file"; keeping that
+behind VolumeStore lets tests use a local directory in place of a Volume, through the same code.
+"""
+
+import abc
+import os
+import pathlib
+import posixpath
+import re
+
+from eval.errors import GateInputError
+
+SCHEME = "modal://"
+_URI = re.compile(r"^modal://(?P<volume>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/(?P<path>[^\x00]+)$")
+
+
+def is_volume_uri(spec):
+    return str(spec).startswith(SCHEME)
+
+
+def parse_uri(uri):
+    """(volume name, normalised path inside it) of a modal:// URI."""
+    match = _URI.match(uri)
+    if not match:
+        raise GateInputError(uri, "malformed Modal Volume URI; expected modal://<volume-name>/<path/in/volume>")
+    path = match["path"].strip("/")
+    if not path or ".." in path.split("/"):
+        raise GateInputError(uri, "the path inside the volume must be non-empty and may not contain '..'")
+    return match["volume"], posixpath.normpath(path)
+
+
+class VolumeStore(abc.ABC):
+    @abc.abstractmethod
+    def list_files(self, path):
+        """Sorted paths (relative to the volume root) of the files at or under `path`."""
+
+    @abc.abstractmethod
+    def read(self, path):
+        """Iterator of the byte chunks of the file at `path`."""
+
+
+class ModalVolumeStore(VolumeStore):
+    """A named Modal Volume, read through modal's Volume API (needs Modal credentials)."""
+
+    def __init__(self, name):
+        import modal  # deferred: nothing Modal-related may run when the gate only reads local files
+
+        self._volume = modal.Volume.from_name(name)
+
+    def list_files(self, path):
+        from modal.volume import FileEntryType
+
+        entries = self._volume.listdir(path, recursive=True)
+        return sorted(e.path.lstrip("/") for e in entries if e.type == FileEntryType.FILE)
+
+    def read(self, path):
+        return self._volume.read_file(path)
+
+
+class LocalDirStore(VolumeStore):
+    """A local directory standing in for a Volume (tests, and volumes mounted into a Modal container)."""
+
+    def __init__(self, root):
+        self._root = pathlib.Path(root)
+
+    def list_files(self, path):
+        target = self._root / path
+        if target.is_file():
+            return [path]
+        return sorted(p.relative_to(self._root).as_posix() for p in target.rglob("*") if p.is_file())
+
+    def read(self, path):
+        with open(self._root / path, "rb") as handle:
+            yield from iter(lambda: handle.read(1 << 20), b"")
+
+
+def fetch(uri, destination, open_store=ModalVolumeStore):
+    """Download the file or directory at `uri` under `destination`; return its local path."""
+    volume, path = parse_uri(uri)
+    try:
+        store = open_store(volume)
+        files = store.list_files(path)
+    except GateInputError:
+        raise
+    except Exception as err:  # modal raises its own types for auth, missing volumes and networking
+        raise GateInputError(uri, f"cannot list the Modal Volume ({type(err).__name__}: {err})") from None
+    if not files:
+        raise GateInputError(uri, "nothing found at this path in the volume")
+    local_root = pathlib.Path(destination) / volume
+    for name in files:
+        target = local_root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial{os.getpid()}")
+        try:
+            with open(partial, "wb") as out:
+                for chunk in store.read(name):
+                    out.write(chunk)
+        except Exception as err:
+            partial.unlink(missing_ok=True)
+            raise GateInputError(f"{SCHEME}{volume}/{name}", f"download failed ({type(err).__name__}: {err})") from None
+        os.replace(partial, target)
+    return local_root / path

@@ -1,0 +1,108 @@
+"""Promotion gate: score a YOLO-seg checkpoint against production rembg and recommend go or no-go.
+
+Runs both backends on the same images of the held-out test split and the human-flagged CropRun
+corpus of a dataset snapshot, scores masks against ground truth (mask IoU first), checks the locked
+success criteria and writes metrics.json, per_image.csv, report.md and a gallery to --output_dir.
+With no --checkpoint/--dataset it runs the bundled demo.
+
+Exit status: 0 go, 1 no-go, 2 the evaluation could not be done or was incomplete (bad flags or
+inputs; the message names the file). Checkpoints are pickles: loading one runs its code, so in CI
+pin it with --checkpoint_sha256 or --checkpoint_allowlist.
+"""
+
+import os
+import pathlib
+import sys
+import traceback
+
+from absl import app, flags
+
+from eval.errors import GateInputError
+from eval.pipeline import GateOptions, run_gate
+
+_ROOT = pathlib.Path(__file__).parent.parent  # runfiles root of this workspace, or the source tree
+_DEMO_CHECKPOINT = _ROOT / "demo" / "assets" / "pottery-seg-demo.pt"
+_DEMO_DATASET = _ROOT / "demo" / "assets" / "snapshot"
+
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "Candidate YOLO-seg checkpoint (.pt): a local path or modal://<volume>/<path>. "
+    "Default: the bundled demo checkpoint.")
+_CHECKPOINT_SHA256 = flags.DEFINE_string(
+    "checkpoint_sha256", None, "Refuse the checkpoint unless its sha256 is this digest (checked before loading).")
+_CHECKPOINT_ALLOWLIST = flags.DEFINE_string(
+    "checkpoint_allowlist", None, "File of approved checkpoint sha256 digests, one per line.")
+_DATASET = flags.DEFINE_string(
+    "dataset", None, "Dataset snapshot directory (see eval/snapshot.py) or modal://<volume>/<path>. "
+    "Default: the bundled demo snapshot.")
+_CRITERIA = flags.DEFINE_string(
+    "criteria", str(_ROOT / "configs" / "success_criteria.yaml"), "Success criteria and failure-class taxonomy (#413).")
+_BASELINE_CONFIG = flags.DEFINE_string(
+    "baseline_config", str(_ROOT / "configs" / "rembg_production.yaml"), "How production runs rembg.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Where to write the report folder. Default: reports/<checkpoint>-<dataset version>/.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an output folder that holds a different run's report.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Images per candidate inference batch.", lower_bound=1)
+_CONF = flags.DEFINE_float("candidate_conf", 0.25, "Candidate detection confidence threshold.",
+                           lower_bound=0.0, upper_bound=1.0)
+_IMGSZ = flags.DEFINE_integer("candidate_imgsz", 0, "Candidate inference size; 0 = the checkpoint's training size.",
+                              lower_bound=0)
+_DEVICE = flags.DEFINE_string("device", "cpu", "Torch device for the candidate (cpu, cuda:0, ...).")
+_TORCH_THREADS = flags.DEFINE_integer(
+    "torch_threads", 2, "Torch intra-op threads, fixed so results do not depend on the machine.", lower_bound=1)
+_GALLERY_SIZE = flags.DEFINE_integer("gallery_size", 3, "Cases in each gallery section.", lower_bound=0)
+_QUIET = flags.DEFINE_bool("quiet", False, "No progress lines on stderr.")
+
+EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
+
+
+def _user_path(value):
+    """Paths typed by the user are relative to where they ran `bazel run`, not to the runfiles."""
+    if value is None or value.startswith("modal://") or os.path.isabs(value):
+        return value
+    return os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), value)
+
+
+def _parse_flags(argv):
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        print(f"error: {err}\nRun with --help for the flags.", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}; all inputs are flags (see --help)", file=sys.stderr)
+        return EXIT_ERROR
+    demo = _CHECKPOINT.value is None and _DATASET.value is None
+    options = GateOptions(
+        checkpoint=_user_path(_CHECKPOINT.value) or str(_DEMO_CHECKPOINT),
+        dataset=_user_path(_DATASET.value) or str(_DEMO_DATASET),
+        criteria=_user_path(_CRITERIA.value), baseline_config=_user_path(_BASELINE_CONFIG.value),
+        reports_root=os.path.join(os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd()), "reports"),
+        output_dir=_user_path(_OUTPUT_DIR.value), checkpoint_sha256=_CHECKPOINT_SHA256.value,
+        checkpoint_allowlist=_user_path(_CHECKPOINT_ALLOWLIST.value), overwrite=_OVERWRITE.value,
+        batch_size=_BATCH_SIZE.value, conf=_CONF.value, imgsz=_IMGSZ.value, device=_DEVICE.value,
+        torch_threads=_TORCH_THREADS.value, gallery_size=_GALLERY_SIZE.value, quiet=_QUIET.value, demo=demo)
+    try:
+        result, output_dir = run_gate(options)
+    except GateInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception:  # noqa: BLE001 - an unexpected failure must never look like a decision
+        traceback.print_exc()
+        print("error: the evaluation could not be completed (unexpected failure above)", file=sys.stderr)
+        return EXIT_ERROR
+    decision = result.decision
+    print(f"report: {output_dir / 'report.md'}")
+    print(f"recommendation: {decision.recommendation} (deciding criterion: {decision.deciding.id}: "
+          f"{decision.deciding.summary})")
+    if result.not_evaluated:
+        print(f"error: {len(result.not_evaluated)} image(s) could not be evaluated (listed in the report)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_GO if decision.recommendation == "go" else EXIT_NO_GO
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=_parse_flags)
