@@ -58,51 +58,74 @@ def _batches(items, size):
         yield items[start:start + size]
 
 
-def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None):
-    """Run both backends on every eligible image of both corpora and decide; returns a GateResult."""
+@dataclasses.dataclass(frozen=True)
+class ShardResult:
+    """What scoring a subset of the images yields; shards combine into one GateResult in any grouping."""
+
+    scores: tuple
+    not_evaluated: tuple
+    gallery_cases: tuple
+
+
+def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size=3, progress=None, label=""):
+    """Run both backends on `items` (one corpus or a shard of one) and score every prediction."""
     scores, missing = [], []
     picker = gallery_lib.GalleryPicker(gallery_size)
-    for corpus in (TEST, FLAGGED):
-        items = [i for i in snapshot.items if i.corpus == corpus]
+    if progress:
+        progress.start(label, len(items))
+    for batch in _batches(items, batch_size):
+        decoded = {}
+        for item in batch:
+            try:
+                decoded[item.image_id] = _decode(item)
+            except GateInputError as err:
+                missing.append(NotEvaluated(item.corpus, item.image_id, str(err)))
+        ids = list(decoded)
+        photos = [decoded[i][0] for i in ids]
+        predictions = {}
+        for backend in (baseline, candidate):
+            masks, errors = _predict(backend, photos, ids)
+            predictions[backend.name] = masks
+            missing.extend(NotEvaluated(item.corpus, i, reason) for i, reason in errors.items())
+        for item in batch:
+            if not all(item.image_id in predictions[b] for b in (BASELINE, CANDIDATE)):
+                continue
+            photo, truth = decoded[item.image_id]
+            classes = criteria.classify(item.notes, dict(item.source)) if item.corpus == FLAGGED else ()
+            pair = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][item.image_id],
+                                   criteria.iou_pass_threshold) for b in (BASELINE, CANDIDATE)}
+            scores.extend(pair.values())
+            delta = round(pair[CANDIDATE].mask_iou - pair[BASELINE].mask_iou, 6)
+            if picker.wants(delta, item.corpus, item.image_id):
+                picker.add(gallery_lib.make_case(
+                    item.corpus, item.image_id, pair[BASELINE].mask_iou, pair[CANDIDATE].mask_iou, photo, truth,
+                    predictions[BASELINE][item.image_id], predictions[CANDIDATE][item.image_id]))
         if progress:
-            progress.start(corpus, len(items))
-        for batch in _batches(items, batch_size):
-            decoded = {}
-            for item in batch:
-                try:
-                    decoded[item.image_id] = _decode(item)
-                except GateInputError as err:
-                    missing.append(NotEvaluated(corpus, item.image_id, str(err)))
-            ids = list(decoded)
-            photos = [decoded[i][0] for i in ids]
-            predictions = {}
-            for backend in (baseline, candidate):
-                masks, errors = _predict(backend, photos, ids)
-                predictions[backend.name] = masks
-                missing.extend(NotEvaluated(corpus, i, reason) for i, reason in errors.items())
-            for item in batch:
-                if not all(item.image_id in predictions[b] for b in (BASELINE, CANDIDATE)):
-                    continue
-                photo, truth = decoded[item.image_id]
-                classes = criteria.classify(item.notes, dict(item.source)) if corpus == FLAGGED else ()
-                pair = {b: image_score(b, corpus, item.image_id, classes, truth, predictions[b][item.image_id],
-                                       criteria.iou_pass_threshold) for b in (BASELINE, CANDIDATE)}
-                scores.extend(pair.values())
-                delta = round(pair[CANDIDATE].mask_iou - pair[BASELINE].mask_iou, 6)
-                if picker.wants(delta, corpus, item.image_id):
-                    picker.add(gallery_lib.make_case(
-                        corpus, item.image_id, pair[BASELINE].mask_iou, pair[CANDIDATE].mask_iou, photo, truth,
-                        predictions[BASELINE][item.image_id], predictions[CANDIDATE][item.image_id]))
-            if progress:
-                progress.advance(len(batch))
-    # One image may fail in both backends: report it once, with every reason.
+            progress.advance(len(batch))
+    return ShardResult(tuple(scores), tuple(missing), picker.best + picker.worst)
+
+
+def combine(shards, snapshot, criteria, provenance, gallery_size=3):
+    """Aggregate, decide and pick the gallery from shard results; independent of how items were sharded."""
     merged = {}
-    for m in missing:
-        key = (m.corpus, m.image_id)
+    for m in (m for shard in shards for m in shard.not_evaluated):
+        key = (m.corpus, m.image_id)  # one image may fail in both backends: report it once
         merged[key] = f"{merged[key]}; {m.reason}" if key in merged else m.reason
     not_evaluated = tuple(NotEvaluated(c, i, r) for (c, i), r in sorted(merged.items()))
-    scores.sort(key=lambda s: (s.corpus, s.image_id, s.source_backend))
+    scores = sorted((s for shard in shards for s in shard.scores),
+                    key=lambda s: (s.corpus, s.image_id, s.source_backend))
+    picker = gallery_lib.GalleryPicker(gallery_size)
+    for case in (c for shard in shards for c in shard.gallery_cases):
+        if picker.wants(case.delta, case.corpus, case.image_id):
+            picker.add(case)
     aggregates = aggregate(scores)
     decision = decide(criteria, aggregates, len(not_evaluated))
     return GateResult(provenance, tuple(scores), aggregates, not_evaluated, snapshot.exclusions, decision,
                       picker.best, picker.worst, criteria.example_values)
+
+
+def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None):
+    """Run both backends on every eligible image of both corpora and decide; returns a GateResult."""
+    shards = [score_items([i for i in snapshot.items if i.corpus == corpus], criteria, baseline, candidate,
+                          batch_size, gallery_size, progress, corpus) for corpus in (TEST, FLAGGED)]
+    return combine(shards, snapshot, criteria, provenance, gallery_size)

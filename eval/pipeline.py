@@ -11,6 +11,7 @@ import PIL
 
 import eval as harness
 from eval import outputs, report, runtime, volumes
+from eval.backends.cached import CachedBackend
 from eval.backends.rembg_backend import RembgBackend
 from eval.backends.yolo_backend import YoloSegBackend
 from eval.baseline_config import load_baseline_config
@@ -39,6 +40,7 @@ class GateOptions:
     torch_threads: int = 2
     gallery_size: int = 3
     quiet: bool = False
+    baseline_cache: bool = True
     demo: bool = False
 
 
@@ -71,6 +73,8 @@ def run_gate(options, open_store=volumes.ModalVolumeStore):
 
     progress.log(f"checkpoint {checkpoint.name} sha256 {checkpoint.sha256[:16]}…, dataset {snapshot.version}")
     baseline = RembgBackend(baseline_config, options.torch_threads)
+    if options.baseline_cache:
+        baseline = CachedBackend(baseline, runtime.cache_dir() / "baseline-masks")
     candidate = YoloSegBackend(checkpoint, options.conf, options.imgsz, options.device, options.torch_threads)
     provenance = {
         "run_key": run_key,

@@ -51,6 +51,9 @@ _TORCH_THREADS = flags.DEFINE_integer(
     "torch_threads", 2, "Torch intra-op threads, fixed so results do not depend on the machine.", lower_bound=1)
 _GALLERY_SIZE = flags.DEFINE_integer("gallery_size", 3, "Cases in each gallery section.", lower_bound=0)
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress lines on stderr.")
+_BASELINE_CACHE = flags.DEFINE_bool(
+    "baseline_cache", True, "Reuse rembg masks cached by content (image pixels, rembg version, weights and config "
+    "digests) under $GATE_CACHE_DIR; results are identical either way.")
 
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
 
@@ -83,7 +86,8 @@ def main(argv):
         output_dir=_user_path(_OUTPUT_DIR.value), checkpoint_sha256=_CHECKPOINT_SHA256.value,
         checkpoint_allowlist=_user_path(_CHECKPOINT_ALLOWLIST.value), overwrite=_OVERWRITE.value,
         batch_size=_BATCH_SIZE.value, conf=_CONF.value, imgsz=_IMGSZ.value, device=_DEVICE.value,
-        torch_threads=_TORCH_THREADS.value, gallery_size=_GALLERY_SIZE.value, quiet=_QUIET.value, demo=demo)
+        torch_threads=_TORCH_THREADS.value, gallery_size=_GALLERY_SIZE.value, quiet=_QUIET.value,
+        baseline_cache=_BASELINE_CACHE.value, demo=demo)
     try:
         result, output_dir = run_gate(options)
     except GateInputError as err:
