@@ -1,0 +1,102 @@
+"""Shared test helpers: tiny real snapshots, real (untrained) ultralytics checkpoints, running the CLI."""
+
+import functools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+REPO = pathlib.Path(__file__).absolute().parent.parent  # the runfiles tree under Bazel, else the checkout
+CRITERIA = REPO / "configs" / "success_criteria.yaml"
+BASELINE_CONFIG = REPO / "configs" / "rembg_production.yaml"
+DEMO_SNAPSHOT = REPO / "demo" / "assets" / "snapshot"
+DEMO_CHECKPOINT = REPO / "demo" / "assets" / "pottery-seg-demo.pt"
+CLI = REPO / "tools" / "eval_crop_model.py"
+
+
+def scratch_dir():
+    """A writable directory: Bazel's TEST_TMPDIR under `bazel test`, else a fresh temp dir."""
+    import tempfile
+
+    return pathlib.Path(tempfile.mkdtemp(dir=os.environ.get("TEST_TMPDIR")))
+
+
+def pot_photo(width=96, height=72, shift=0, color=(150, 60, 30), background=(200, 190, 170)):
+    """A plain 'pot' (an ellipse) on a backdrop, and its exact mask."""
+    photo = Image.new("RGB", (width, height), background)
+    mask = Image.new("L", (width, height), 0)
+    box = (width // 5 + shift, height // 7, width * 3 // 4 + shift, height * 6 // 7)
+    ImageDraw.Draw(photo).ellipse(box, fill=color)
+    ImageDraw.Draw(mask).ellipse(box, fill=255)
+    return photo, mask
+
+
+def crop_run(row_id, notes="", source_type="human", annotation="crop_annotation", image=None, mask=None):
+    """A CropRun export row in the snapshot contract (annotation=None for a row without ground truth)."""
+    return {
+        "id": row_id,
+        "image": image or f"images/{row_id}.png",
+        "source": {"type": source_type, "backend": "rembg", "deployment": "piece_image_crop_service",
+                   "version": "2.0.50"},
+        "notes": notes,
+        "annotation": None if annotation is None else {"kind": annotation, "mask": mask or f"masks/{row_id}.png"},
+    }
+
+
+def write_snapshot(root, n_test=3, rows=None, version="tiny-v1"):
+    """Write a small valid snapshot: `n_test` test images with mask PNGs and the given CropRun rows.
+
+    Rows default to three human rows whose notes hit three classes; every referenced file is written.
+    """
+    root = pathlib.Path(root)
+    if rows is None:
+        rows = [crop_run("cr-1", "glossy glaze reflection"), crop_run("cr-2", "white on white"),
+                crop_run("cr-3", "cast shadow kept")]
+    for sub in ("test/images", "test/masks", "flagged/images", "flagged/masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "snapshot.yaml").write_text(f"format: pottery-gate-snapshot/v1\nversion: {version}\n")
+    for i in range(n_test):
+        photo, mask = pot_photo(shift=i)
+        photo.save(root / f"test/images/t{i}.png")
+        mask.save(root / f"test/masks/t{i}.png")
+    for i, row in enumerate(rows):
+        photo, mask = pot_photo(shift=i)
+        if row.get("image") == f"images/{row['id']}.png":
+            photo.save(root / "flagged" / row["image"])
+        if row.get("annotation") and row["annotation"]["mask"] == f"masks/{row['id']}.png":
+            mask.save(root / "flagged" / row["annotation"]["mask"])
+    (root / "flagged" / "croprun.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+@functools.lru_cache(maxsize=None)
+def untrained_checkpoint(model_yaml="yolov8n-seg.yaml"):
+    """A real ultralytics checkpoint built from a model yaml (no download); cached per process."""
+    from eval import runtime
+
+    runtime.prepare(torch_threads=1)
+    from ultralytics import YOLO
+
+    path = scratch_dir() / model_yaml.replace(".yaml", ".pt")
+    YOLO(model_yaml).save(str(path))
+    return path
+
+
+def run_cli(*flags, env=None, timeout=900):
+    """Run the gate's entry point in a subprocess; returns CompletedProcess with text output."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, str(CLI), *flags], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, check=False)
+
+
+def last_line(path):
+    return pathlib.Path(path).read_text().rstrip("\n").splitlines()[-1]
+
+
+def binary(mask_rows):
+    """Bool mask from rows of '0'/'1' strings, for hand-computed metric tests."""
+    return np.array([[c == "1" for c in row] for row in mask_rows], dtype=bool)
