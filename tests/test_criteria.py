@@ -1,0 +1,93 @@
+"""Parsing the locked criteria file and mapping CropRun rows to failure classes."""
+
+import sys
+
+import pytest
+
+from eval.criteria import UNCLASSIFIED, load_criteria
+from eval.errors import GateInputError
+from tests.support import CRITERIA
+
+VALID = """\
+schema_version: 1
+example_values: false
+iou_pass_threshold: 0.8
+min_images: 2
+failure_classes:
+  - id: gloss
+    description: glossy
+    match: {notes_any: ['gloss', 'shiny']}
+  - id: studio_b
+    description: everything shot in studio B
+    match: {source: {deployment: [studio-b]}}
+criteria:
+  - {id: pass_rate, kind: min_pass_rate, corpus: flagged, failure_class: all, threshold: 0.5}
+  - {id: regress, kind: max_mean_iou_regression, corpus: flagged, failure_class: each, threshold: 0.1}
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "criteria.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_file_loads_and_is_marked_as_examples():
+    criteria = load_criteria(CRITERIA)
+    assert criteria.example_values is True
+    assert 0 < criteria.iou_pass_threshold <= 1
+    assert {"min_pass_rate", "min_mean_iou", "max_mean_iou_regression"} <= {c.kind for c in criteria.criteria}
+    assert len(criteria.sha256) == 64
+
+
+def test_values_come_from_the_file(tmp_path):
+    criteria = load_criteria(write(tmp_path, VALID))
+    assert criteria.iou_pass_threshold == 0.8
+    assert criteria.min_images == 2
+    assert [c.id for c in criteria.criteria] == ["pass_rate", "regress"]
+    assert criteria.class_ids == ("gloss", "studio_b")
+
+
+@pytest.mark.parametrize("notes, source, expected", [
+    ("Very SHINY glaze", {}, ("gloss",)),
+    ("shiny pot", {"deployment": "studio-b"}, ("gloss", "studio_b")),  # several classes
+    ("nothing special", {"deployment": "studio-a"}, (UNCLASSIFIED,)),
+    ("", None, (UNCLASSIFIED,)),
+])
+def test_classify(tmp_path, notes, source, expected):
+    assert load_criteria(write(tmp_path, VALID)).classify(notes, source) == expected
+
+
+@pytest.mark.parametrize("change, message", [
+    (("iou_pass_threshold: 0.8", "iou_pass_threshold: 1.5"), "1.5 is greater than the maximum of 1"),
+    (("min_images: 2", "min_imagse: 2"), "did you mean 'min_images'"),
+    (("threshold: 0.5}", "threshold: high}"), "is not of type 'number'"),
+    (("failure_class: all", "failure_class: glossy"), "unknown failure class 'glossy'"),
+    (("id: regress", "id: pass_rate"), "duplicate criterion id 'pass_rate'"),
+    (("kind: min_pass_rate", "kind: min_pass"), "is not one of"),
+    (("corpus: flagged, failure_class: all", "corpus: flaged, failure_class: all"), "is not one of"),
+    (("'gloss', 'shiny'", "'gloss', '(unclosed'"), "bad regex"),
+    (("min_images: 2", "min_images: 2\nmin_images: 3"), "duplicate key 'min_images'"),
+    (("example_values: false", "example_values: [oops"), "YAML error at line"),
+])
+def test_invalid_files_are_refused_with_the_file_named(tmp_path, change, message):
+    path = write(tmp_path, VALID.replace(*change))
+    with pytest.raises(GateInputError) as err:
+        load_criteria(path)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+def test_yaml_tags_are_not_executed(tmp_path):
+    path = write(tmp_path, VALID.replace("example_values: false", "example_values: !!python/object/apply:os.getcwd []"))
+    with pytest.raises(GateInputError, match="YAML error"):
+        load_criteria(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(GateInputError, match="file not found"):
+        load_criteria(tmp_path / "nope.yaml")
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -1,0 +1,97 @@
+"""The decision step: go only when every criterion passes, and the right criterion is cited."""
+
+import dataclasses
+import sys
+
+import pytest
+
+from eval import decision
+from eval.criteria import Criterion, SuccessCriteria
+from eval.scoring import aggregate, image_score
+from tests.support import binary
+
+FULL = binary(["1111", "1111"])
+HALF = binary(["1100", "1100"])  # IoU 0.5 against FULL
+
+
+def criteria(*items, min_images=2, threshold=0.75):
+    return SuccessCriteria("c.yaml", "0" * 64, False, threshold, min_images, (), tuple(items))
+
+
+def scores(candidate_masks, baseline_masks, corpus="test", classes=()):
+    out = []
+    for i, (cand, base) in enumerate(zip(candidate_masks, baseline_masks)):
+        out.append(image_score("candidate", corpus, f"i{i}", classes, FULL, cand, 0.75))
+        out.append(image_score("rembg", corpus, f"i{i}", classes, FULL, base, 0.75))
+    return aggregate(out)
+
+
+MEAN_IOU = Criterion("mean_iou", "min_mean_iou", "test", "all", 0.8)
+PASS_RATE = Criterion("pass_rate", "min_pass_rate", "test", "all", 0.5)
+REGRESSION = Criterion("regression", "max_mean_iou_regression", "test", "all", 0.1)
+
+
+def test_go_when_all_pass_cites_the_tightest_margin():
+    aggs = scores([FULL, FULL, HALF], [FULL, FULL, HALF])  # mean IoU 5/6, pass rate 2/3, no regression
+    d = decision.decide(criteria(MEAN_IOU, PASS_RATE, REGRESSION), aggs, 0)
+    assert d.recommendation == "go"
+    assert d.deciding.id == "mean_iou"  # margin 0.8333 - 0.8 = 0.0333 is the tightest
+    assert d.deciding.margin == pytest.approx(0.033333)
+    assert all(r.passed for r in d.results)
+
+
+def test_no_go_on_mean_iou_below_threshold():
+    d = decision.decide(criteria(MEAN_IOU), scores([HALF, HALF], [FULL, FULL]), 0)
+    assert d.recommendation == "no-go"
+    assert (d.deciding.id, d.deciding.status, d.deciding.observed) == ("mean_iou", "fail", 0.5)
+
+
+def test_no_go_on_pass_rate():
+    d = decision.decide(criteria(PASS_RATE), scores([HALF, HALF, FULL], [FULL] * 3), 0)
+    assert d.recommendation == "no-go"
+    assert d.deciding.observed == pytest.approx(0.333333)
+
+
+def test_no_go_on_regression_against_the_baseline():
+    d = decision.decide(criteria(REGRESSION), scores([FULL, HALF], [FULL, FULL]), 0)
+    assert d.recommendation == "no-go"
+    assert d.deciding.observed == pytest.approx(0.25)  # rembg 1.0, candidate 0.75
+    assert "regression" in d.deciding.summary
+
+
+def test_threshold_is_inclusive():
+    at_threshold = Criterion("mean_iou", "min_mean_iou", "test", "all", 0.75)
+    d = decision.decide(criteria(at_threshold), scores([FULL, HALF], [FULL, FULL]), 0)
+    assert d.recommendation == "go"
+    assert d.deciding.margin == 0.0
+
+
+def test_too_few_images_is_insufficient_data_and_fails():
+    d = decision.decide(criteria(MEAN_IOU, min_images=3), scores([FULL, FULL], [FULL, FULL]), 0)
+    assert d.recommendation == "no-go"
+    assert d.deciding.status == decision.INSUFFICIENT
+
+
+def test_an_empty_class_never_passes():
+    each = Criterion("per_class", "max_mean_iou_regression", "flagged", "each", 0.1)
+    spec = dataclasses.replace(criteria(each), failure_classes=(type("C", (), {"id": "gloss"})(),))
+    d = decision.decide(spec, scores([FULL] * 3, [FULL] * 3, corpus="flagged", classes=("other",)), 0)
+    assert d.recommendation == "no-go"
+    assert d.deciding.id == "per_class[gloss]"
+    assert d.deciding.n_images == 0
+
+
+def test_incomplete_evaluation_is_never_go_and_is_cited_first():
+    d = decision.decide(criteria(MEAN_IOU), scores([FULL, HALF], [FULL, FULL]), 1)
+    assert d.recommendation == "no-go"
+    assert d.deciding.id == decision.COMPLETENESS_ID
+    assert len(d.failed) == 2
+
+
+def test_largest_miss_is_cited():
+    d = decision.decide(criteria(MEAN_IOU, PASS_RATE), scores([HALF, HALF], [FULL, FULL]), 0)
+    assert d.deciding.id == "pass_rate"  # pass rate misses by 0.5, mean IoU by 0.3
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -1,0 +1,79 @@
+"""The gate binary on the bundled demo: real rembg u2net, real ultralytics, outputs parsed back."""
+
+import json
+import re
+import sys
+
+import pytest
+
+from tests.support import last_line, run_cli, scratch_dir
+
+LAST_LINE = re.compile(r"^recommendation: (go|no-go) \(deciding criterion: (\S+): .+\)$")
+
+
+@pytest.fixture(scope="module")
+def demo_runs():
+    """Two demo runs: the first with an empty baseline cache, the second reusing it."""
+    base = scratch_dir()
+    env = {"GATE_CACHE_DIR": str(base / "cache")}
+    runs = [run_cli("--output_dir", str(base / f"run{i}"), "--quiet", env=env) for i in (1, 2)]
+    return base, runs
+
+
+def test_demo_run_exits_with_its_recommendation(demo_runs):
+    base, runs = demo_runs
+    metrics = json.loads((base / "run1" / "metrics.json").read_text())
+    assert runs[0].returncode == {"go": 0, "no-go": 1}[metrics["recommendation"]], runs[0].stderr
+    assert f"recommendation: {metrics['recommendation']}" in runs[0].stdout
+    assert "report.md" in runs[0].stdout
+
+
+def test_metrics_json_has_both_backends_corpora_and_classes(demo_runs):
+    base, _ = demo_runs
+    metrics = json.loads((base / "run1" / "metrics.json").read_text())
+    keys = {(a["source_backend"], a["corpus"], a["failure_class"]) for a in metrics["aggregates"]}
+    for backend in ("rembg", "candidate"):
+        for corpus in ("test", "flagged"):
+            assert (backend, corpus, "all") in keys
+        for failure_class in ("glossy_highlight", "white_on_white", "cast_shadow", "busy_background",
+                              "thin_structure"):
+            assert (backend, "flagged", failure_class) in keys
+    assert metrics["provenance"]["demo"] is True
+    assert len(metrics["provenance"]["checkpoint"]["sha256"]) == 64
+    assert metrics["provenance"]["backends"]["rembg"]["model_md5"] == "60024c5c889badc19c04ad937298a77b"
+    assert metrics["not_evaluated"] == []
+    assert metrics["excluded_rows"], "the demo exercises exclusions"
+    ids = {(s["corpus"], s["image_id"]) for s in metrics["per_image"]}
+    assert len(metrics["per_image"]) == 2 * len(ids)  # every image scored by both backends
+    for row in metrics["per_image"]:
+        assert 0.0 <= row["mask_iou"] <= 1.0
+        assert row["passed"] == (row["mask_iou"] >= metrics["provenance"]["iou_pass_threshold"])
+
+
+def test_report_last_line_matches_the_json(demo_runs):
+    base, _ = demo_runs
+    metrics = json.loads((base / "run1" / "metrics.json").read_text())
+    match = LAST_LINE.match(last_line(base / "run1" / "report.md"))
+    assert match, last_line(base / "run1" / "report.md")
+    assert match.group(1) == metrics["recommendation"]
+    assert match.group(2).replace("\\", "") == metrics["deciding_criterion"]["id"]
+
+
+def test_gallery_images_referenced_by_the_report_exist(demo_runs):
+    base, _ = demo_runs
+    report = (base / "run1" / "report.md").read_text()
+    referenced = re.findall(r"\]\((gallery/[^)]+\.png)\)", report)
+    assert referenced
+    for relative in referenced:
+        assert (base / "run1" / relative).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_is_byte_identical_with_a_warm_cache(demo_runs):
+    base, runs = demo_runs
+    assert runs[1].returncode == runs[0].returncode
+    for name in ("metrics.json", "per_image.csv", "report.md"):
+        assert (base / "run1" / name).read_bytes() == (base / "run2" / name).read_bytes(), name
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
