@@ -17,6 +17,10 @@ DEMO_SNAPSHOT = REPO / "demo" / "assets" / "snapshot"
 DEMO_CHECKPOINT = REPO / "demo" / "assets" / "pottery-seg-demo.pt"
 CLI = REPO / "tools" / "eval_crop_model.py"
 
+if os.environ.get("TEST_TMPDIR"):
+    # Bazel's sandbox makes $HOME read-only; tests keep their caches to themselves anyway.
+    os.environ["GATE_CACHE_DIR"] = os.path.join(os.environ["TEST_TMPDIR"], "gate-cache")
+
 
 def scratch_dir():
     """A writable directory: Bazel's TEST_TMPDIR under `bazel test`, else a fresh temp dir."""
