@@ -1,6 +1,8 @@
 """The evaluation itself: load -> predict -> score -> decide. Pure of output I/O (see eval.report)."""
 
+import concurrent.futures
 import dataclasses
+import os
 
 from eval import gallery as gallery_lib
 from eval import images
@@ -39,17 +41,29 @@ def _decode(item):
     return photo, load_truth(item.truth_path, size)
 
 
-def _predict(backend, photos, ids):
-    """Masks per id; a batch that fails is retried image by image so one bad image cannot sink the rest."""
+def _key(item):
+    """Image ids are unique within a corpus only; a shard may mix corpora."""
+    return item.corpus, item.image_id
+
+
+def _try_decode(item):
     try:
-        return dict(zip(ids, backend.predict(photos))), {}
+        return _decode(item)
+    except GateInputError as err:
+        return err
+
+
+def _predict(backend, photos, keys):
+    """Masks per key; a batch that fails is retried image by image so one bad image cannot sink the rest."""
+    try:
+        return dict(zip(keys, backend.predict(photos))), {}
     except Exception:  # noqa: BLE001 - any backend failure becomes a reported, not-evaluated image
         masks, errors = {}, {}
-        for image_id, photo in zip(ids, photos):
+        for key, photo in zip(keys, photos):
             try:
-                masks[image_id] = backend.predict([photo])[0]
+                masks[key] = backend.predict([photo])[0]
             except Exception as err:  # noqa: BLE001
-                errors[image_id] = f"{backend.name} failed: {type(err).__name__}: {err}"
+                errors[key] = f"{backend.name} failed: {type(err).__name__}: {err}"
         return masks, errors
 
 
@@ -73,35 +87,38 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
     picker = gallery_lib.GalleryPicker(gallery_size)
     if progress:
         progress.start(label, len(items))
-    for batch in _batches(items, batch_size):
-        decoded = {}
-        for item in batch:
-            try:
-                decoded[item.image_id] = _decode(item)
-            except GateInputError as err:
-                missing.append(NotEvaluated(item.corpus, item.image_id, str(err)))
-        ids = list(decoded)
-        photos = [decoded[i][0] for i in ids]
-        predictions = {}
-        for backend in (baseline, candidate):
-            masks, errors = _predict(backend, photos, ids)
-            predictions[backend.name] = masks
-            missing.extend(NotEvaluated(item.corpus, i, reason) for i, reason in errors.items())
-        for item in batch:
-            if not all(item.image_id in predictions[b] for b in (BASELINE, CANDIDATE)):
-                continue
-            photo, truth = decoded[item.image_id]
-            classes = criteria.classify(item.notes, dict(item.source)) if item.corpus == FLAGGED else ()
-            pair = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][item.image_id],
-                                   criteria.iou_pass_threshold) for b in (BASELINE, CANDIDATE)}
-            scores.extend(pair.values())
-            delta = round(pair[CANDIDATE].mask_iou - pair[BASELINE].mask_iou, 6)
-            if picker.wants(delta, item.corpus, item.image_id):
-                picker.add(gallery_lib.make_case(
-                    item.corpus, item.image_id, pair[BASELINE].mask_iou, pair[CANDIDATE].mask_iou, photo, truth,
-                    predictions[BASELINE][item.image_id], predictions[CANDIDATE][item.image_id]))
-        if progress:
-            progress.advance(len(batch))
+    # Decoding (Pillow releases the GIL) overlaps across cores; inference stays in this thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for batch in _batches(items, batch_size):
+            decoded = {}
+            for item, outcome in zip(batch, pool.map(_try_decode, batch)):  # map keeps the input order
+                if isinstance(outcome, GateInputError):
+                    missing.append(NotEvaluated(item.corpus, item.image_id, str(outcome)))
+                else:
+                    decoded[_key(item)] = outcome
+            keys = list(decoded)
+            photos = [decoded[k][0] for k in keys]
+            predictions = {}
+            for backend in (baseline, candidate):
+                masks, errors = _predict(backend, photos, keys)
+                predictions[backend.name] = masks
+                missing.extend(NotEvaluated(*key, reason) for key, reason in errors.items())
+            for item in batch:
+                key = _key(item)
+                if not all(key in predictions[b] for b in (BASELINE, CANDIDATE)):
+                    continue
+                photo, truth = decoded[key]
+                classes = criteria.classify(item.notes, dict(item.source)) if item.corpus == FLAGGED else ()
+                pair = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][key],
+                                       criteria.iou_pass_threshold) for b in (BASELINE, CANDIDATE)}
+                scores.extend(pair.values())
+                delta = round(pair[CANDIDATE].mask_iou - pair[BASELINE].mask_iou, 6)
+                if picker.wants(delta, item.corpus, item.image_id):
+                    picker.add(gallery_lib.make_case(
+                        item.corpus, item.image_id, pair[BASELINE].mask_iou, pair[CANDIDATE].mask_iou, photo, truth,
+                        predictions[BASELINE][key], predictions[CANDIDATE][key]))
+            if progress:
+                progress.advance(len(batch))
     return ShardResult(tuple(scores), tuple(missing), picker.best + picker.worst)
 
 
