@@ -1,0 +1,101 @@
+"""Regenerate demo/assets/ (the dataset snapshot and the candidate checkpoint) from fixed seeds.
+
+    bazel run //demo:build_demo_assets      writes into the workspace's demo/assets/
+    python -m demo.build_demo_assets        (from the repository root) writes next to this file
+
+Same seeds, same bytes: the committed assets can be checked by rebuilding them. Everything is written
+to a staging directory beside the target and renamed into place, so an interrupted run never leaves a
+half-written snapshot for the gate to read. Training takes a few minutes on a CPU.
+"""
+
+import os
+import pathlib
+import shutil
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags
+from PIL import Image
+
+from demo import generate_snapshot, train_checkpoint
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("snapshot_seed", 20250, "Seed of the snapshot (test split and flagged corpus).")
+flags.DEFINE_integer("train_seed", 31337, "Seed of the training images; differs from the snapshot's so the "
+                                          "test split stays held out.")
+flags.DEFINE_integer("epochs", train_checkpoint.EPOCHS, "Training epochs; the committed checkpoint uses the default.")
+flags.DEFINE_string("output_dir", None, "Where to write the assets. Default: <workspace>/demo/assets under "
+                                        "`bazel run` (BUILD_WORKSPACE_DIRECTORY), else assets/ next to this file.")
+flags.DEFINE_bool("check", True, "Print the new checkpoint's mean mask IoU on both corpora of the snapshot.")
+
+SNAPSHOT = "snapshot"
+CHECKPOINT = "pottery-seg-demo.pt"
+
+
+def _assets_dir():
+    if FLAGS.output_dir:
+        return pathlib.Path(FLAGS.output_dir).resolve()
+    workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
+    if workspace:
+        return pathlib.Path(workspace) / "demo" / "assets"
+    return pathlib.Path(__file__).resolve().parent / "assets"
+
+
+def _mean_ious(checkpoint, root, evaluated):
+    """Mean IoU per corpus of the checkpoint's masks, predicted the way the gate's candidate backend does
+    (training image size, conf 0.25, retina masks, union of instances)."""
+    from ultralytics import YOLO
+
+    model = YOLO(str(checkpoint))
+    assert model.task == "segment", model.task
+    ious = {}
+    for corpus, image, truth in evaluated:
+        bgr = np.ascontiguousarray(np.asarray(Image.open(root / image).convert("RGB"))[..., ::-1])
+        result = model.predict(bgr, imgsz=train_checkpoint.IMGSZ, conf=0.25, retina_masks=True, device="cpu",
+                               verbose=False)[0]
+        mask = np.zeros_like(truth) if result.masks is None else (result.masks.data.numpy() > 0.5).any(axis=0)
+        union = (mask | truth).sum()
+        ious.setdefault(corpus, []).append((mask & truth).sum() / union if union else 1.0)
+    return {corpus: float(np.mean(values)) for corpus, values in ious.items()}
+
+
+def _replace(target, staging):
+    """Swap `staging` in as `target` with renames, removing the previous `target` afterwards."""
+    previous = target.with_name(f".{target.name}-previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if target.exists():
+        target.rename(previous)
+    staging.rename(target)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def main(argv):
+    del argv  # unused
+    assets = _assets_dir()
+    assets.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{assets.name}-staging-", dir=assets.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would otherwise become the assets' permissions
+    try:
+        started = time.monotonic()
+        evaluated = generate_snapshot.write_snapshot(staging / SNAPSHOT, FLAGS.snapshot_seed)
+        print(f"snapshot: {len(evaluated)} evaluated images in {time.monotonic() - started:.1f} s")
+        with tempfile.TemporaryDirectory(prefix="pottery-demo-train-") as work:
+            work = pathlib.Path(work)
+            started = time.monotonic()
+            data = generate_snapshot.write_training_set(work / "dataset", FLAGS.train_seed)
+            print(f"training set: {time.monotonic() - started:.1f} s")
+            started = time.monotonic()
+            train_checkpoint.train(data, staging / CHECKPOINT, work, epochs=FLAGS.epochs)
+            print(f"training: {time.monotonic() - started:.1f} s")
+        if FLAGS.check:
+            for corpus, iou in sorted(_mean_ious(staging / CHECKPOINT, staging / SNAPSHOT, evaluated).items()):
+                print(f"mean mask IoU, {corpus}: {iou:.3f}")
+        _replace(assets, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"wrote {assets}")
+
+
+if __name__ == "__main__":
+    app.run(main)
