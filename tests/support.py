@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 REPO = pathlib.Path(__file__).absolute().parent.parent  # the runfiles tree under Bazel, else the checkout
 CRITERIA = REPO / "configs" / "success_criteria.yaml"
 BASELINE_CONFIG = REPO / "configs" / "rembg_production.yaml"
-DEMO_SNAPSHOT = REPO / "demo" / "assets" / "snapshot"
+DEMO_SNAPSHOT = (REPO / "demo" / "assets" / "snapshot" / "snapshot.yaml").resolve().parent  # see the CLI
 DEMO_CHECKPOINT = REPO / "demo" / "assets" / "pottery-seg-demo.pt"
 CLI = REPO / "tools" / "eval_crop_model.py"
 

@@ -22,7 +22,9 @@ from eval.pipeline import GateOptions, run_gate
 
 _ROOT = pathlib.Path(__file__).parent.parent  # runfiles root of this workspace, or the source tree
 _DEMO_CHECKPOINT = _ROOT / "demo" / "assets" / "pottery-seg-demo.pt"
-_DEMO_DATASET = _ROOT / "demo" / "assets" / "snapshot"
+# Runfiles are symlinks into the source tree, which the snapshot loader would refuse as escaping its
+# root: use the directory the demo files really live in.
+_DEMO_DATASET = (_ROOT / "demo" / "assets" / "snapshot" / "snapshot.yaml").resolve().parent
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Candidate YOLO-seg checkpoint (.pt): a local path or modal://<volume>/<path>. "
