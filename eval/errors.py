@@ -12,3 +12,7 @@ class GateInputError(Exception):
         self.where = str(where)
         self.problem = problem
         super().__init__(f"{self.where}: {problem}")
+
+    def __reduce__(self):
+        # Two-argument __init__: tell pickle how to rebuild it (errors cross Modal containers).
+        return GateInputError, (self.where, self.problem)

@@ -54,9 +54,29 @@ def _digest(document):
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def run_gate(options, open_store=volumes.ModalVolumeStore):
-    """Evaluate, decide and publish; returns (GateResult, output directory). Raises GateInputError."""
-    progress = Progress(options.quiet)
+@dataclasses.dataclass(frozen=True)
+class PreparedRun:
+    """Every input loaded, pinned and digested and the destination checked; no model has run yet.
+
+    A single-process run (run_gate) and the sharded Modal app (modal_app/gate_app.py) share this step
+    and the ones below, so both record the same provenance and write the same files.
+    """
+
+    options: GateOptions
+    criteria: object  # eval.criteria.SuccessCriteria
+    baseline_config: object  # eval.baseline_config.BaselineConfig
+    checkpoint: object  # eval.checkpoint.Checkpoint
+    snapshot: object  # eval.snapshot.Snapshot
+    run_key: str
+    output_dir: pathlib.Path
+
+    @property
+    def title(self):
+        return f"{self.checkpoint.path.name} on {self.snapshot.version}"
+
+
+def prepare_run(options, open_store=volumes.ModalVolumeStore):
+    """Load and pin the inputs, derive the run key and check the destination. Raises GateInputError."""
     criteria = load_criteria(options.criteria)
     baseline_config = load_baseline_config(options.baseline_config)
     allowlist = read_allowlist(options.checkpoint_allowlist) if options.checkpoint_allowlist else None
@@ -70,26 +90,50 @@ def run_gate(options, open_store=volumes.ModalVolumeStore):
     output_dir = pathlib.Path(options.output_dir or
                               pathlib.Path(options.reports_root) / f"{checkpoint.name}-{snapshot.version}")
     outputs.check_destination(output_dir, run_key, options.overwrite)
+    return PreparedRun(options, criteria, baseline_config, checkpoint, snapshot, run_key, output_dir)
 
-    progress.log(f"checkpoint {checkpoint.name} sha256 {checkpoint.sha256[:16]}…, dataset {snapshot.version}")
+
+def make_backends(options, baseline_config, checkpoint):
+    """(baseline, candidate) as `options` configure them; a sharded run builds them in every worker."""
     baseline = RembgBackend(baseline_config, options.torch_threads)
     if options.baseline_cache:
         baseline = CachedBackend(baseline, runtime.cache_dir() / "baseline-masks")
     candidate = YoloSegBackend(checkpoint, options.conf, options.imgsz, options.device, options.torch_threads)
-    provenance = {
-        "run_key": run_key,
+    return baseline, candidate
+
+
+def run_provenance(prepared, backend_provenance):
+    """metrics.json's provenance; `backend_provenance` maps each backend's name to its provenance()."""
+    options, checkpoint, snapshot = prepared.options, prepared.checkpoint, prepared.snapshot
+    criteria = prepared.criteria
+    return {
+        "run_key": prepared.run_key,
         "harness_version": harness.__version__,
         "demo": options.demo,
         "checkpoint": {"name": checkpoint.path.name, "sha256": checkpoint.sha256},
         "dataset": {"version": snapshot.version, "sha256": snapshot.sha256},
         "criteria": {"sha256": criteria.sha256, "example_values": criteria.example_values},
-        "baseline_config": {"sha256": baseline_config.sha256},
+        "baseline_config": {"sha256": prepared.baseline_config.sha256},
         "iou_pass_threshold": criteria.iou_pass_threshold,
-        "backends": {baseline.name: baseline.provenance(), candidate.name: candidate.provenance()},
+        "backends": dict(backend_provenance),
         "libraries": {"python": platform.python_version(), "numpy": numpy.__version__, "pillow": PIL.__version__},
     }
-    result = evaluate(snapshot, criteria, baseline, candidate, provenance, options.batch_size,
+
+
+def publish_result(prepared, result):
+    """Render every output file and publish the folder atomically."""
+    outputs.publish(prepared.output_dir, report.render_all(result, prepared.title))
+
+
+def run_gate(options, open_store=volumes.ModalVolumeStore):
+    """Evaluate, decide and publish; returns (GateResult, output directory). Raises GateInputError."""
+    progress = Progress(options.quiet)
+    prepared = prepare_run(options, open_store)
+    checkpoint, snapshot = prepared.checkpoint, prepared.snapshot
+    progress.log(f"checkpoint {checkpoint.name} sha256 {checkpoint.sha256[:16]}…, dataset {snapshot.version}")
+    baseline, candidate = make_backends(options, prepared.baseline_config, checkpoint)
+    provenance = run_provenance(prepared, {b.name: b.provenance() for b in (baseline, candidate)})
+    result = evaluate(snapshot, prepared.criteria, baseline, candidate, provenance, options.batch_size,
                       options.gallery_size, progress)
-    title = f"{checkpoint.path.name} on {snapshot.version}"
-    outputs.publish(output_dir, report.render_all(result, title))
-    return result, output_dir
+    publish_result(prepared, result)
+    return result, prepared.output_dir
