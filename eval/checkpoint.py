@@ -41,6 +41,8 @@ def read_allowlist(path):
         lines = open(path, encoding="utf-8").read().splitlines()
     except OSError as err:
         raise GateInputError(path, f"cannot read checkpoint allowlist ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise GateInputError(path, "checkpoint allowlist is not UTF-8 text") from None
     digests = set()
     for number, line in enumerate(lines, start=1):
         entry = line.split("#", 1)[0].strip().lower()
@@ -53,17 +55,23 @@ def read_allowlist(path):
 
 def resolve_checkpoint(spec, pinned_sha256=None, allowlist=None, open_store=volumes.ModalVolumeStore):
     """Local path + digest of the checkpoint at `spec`, refused unless it matches every given pin."""
+    if pinned_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", pinned_sha256):
+        raise GateInputError("--checkpoint_sha256", f"{pinned_sha256!r} is not a 64-hex-digit sha256 digest")
     if volumes.is_volume_uri(spec):
         path = volumes.fetch(spec, runtime.cache_dir() / "volumes", open_store)
     else:
         path = pathlib.Path(spec)
     if not path.is_file():
         raise GateInputError(spec, "checkpoint file not found")
-    with open(path, "rb") as handle:
-        if handle.read(4) != _ZIP_MAGIC:
-            raise GateInputError(spec, "not a torch checkpoint (expected the zip format torch.save writes)")
-    digest = _sha256(path)
-    if pinned_sha256 and digest != pinned_sha256.lower():
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+        digest = _sha256(path)
+    except OSError as err:
+        raise GateInputError(spec, f"cannot read checkpoint ({err.strerror})") from None
+    if magic != _ZIP_MAGIC:
+        raise GateInputError(spec, "not a torch checkpoint (expected the zip format torch.save writes)")
+    if pinned_sha256 is not None and digest != pinned_sha256.lower():
         raise GateInputError(spec, f"sha256 {digest} differs from the pinned --checkpoint_sha256 {pinned_sha256}")
     if allowlist is not None and digest not in allowlist:
         raise GateInputError(spec, f"sha256 {digest} is not in the checkpoint allowlist")

@@ -19,7 +19,7 @@ UNCLASSIFIED = "unclassified"
 _RESERVED = (ALL, EACH, UNCLASSIFIED)
 
 _UNIT = {"type": "number", "minimum": 0, "maximum": 1}
-_ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"}
+_ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}\\Z"}  # \Z: Python's $ also matches before a final "\n"
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -129,7 +129,7 @@ def _failure_class(raw, path):
     for pattern in raw["match"].get("notes_any", []):
         try:
             patterns.append(re.compile(pattern, re.IGNORECASE))
-        except re.error as err:
+        except (re.error, OverflowError, RecursionError) as err:  # huge repeat counts, absurd nesting
             raise GateInputError(path, f"failure class {raw['id']!r}: bad regex {pattern!r} ({err})") from None
     source = tuple(sorted((f, tuple(v)) for f, v in raw["match"].get("source", {}).items()))
     return FailureClass(raw["id"], raw["description"], tuple(patterns), source)

@@ -7,6 +7,8 @@ Rules (also in the README's snapshot contract):
   down by 256 (when they use more than 8 bits), alpha dropped (the backends see the same pixels either way).
 - Masks become boolean: a pixel is foreground when its value is >= 128 on a 0-255 scale (so
   anti-aliased edges split at half coverage). A mask with an alpha channel is read from the alpha.
+  A mask that is not empty but has no pixel >= 128 (a 0/1 label image, say) is refused: read by the
+  rule it would be an empty ground truth, which an empty prediction matches perfectly.
 - Images over `MAX_PIXELS` are refused rather than decoded (decompression bombs).
 """
 
@@ -20,6 +22,9 @@ from eval.errors import GateInputError
 MAX_PIXELS = 40_000_000
 MASK_FOREGROUND_MIN = 128
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+# Pillow's own opener, taken before a backend is imported: ultralytics replaces PIL.Image.open with a
+# wrapper that answers a file Pillow cannot identify by importing (or pip-installing) a HEIF plugin.
+_PILLOW_OPEN = Image.open
 
 
 def _open(path):
@@ -28,7 +33,7 @@ def _open(path):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            with Image.open(path) as img:
+            with _PILLOW_OPEN(path) as img:
                 img.load()
                 return ImageOps.exif_transpose(img)
     except FileNotFoundError:
@@ -37,6 +42,8 @@ def _open(path):
         raise GateInputError(path, f"image has more than {MAX_PIXELS} pixels (decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise GateInputError(path, f"cannot decode image ({err})") from None
+    except Exception as err:  # noqa: BLE001 - a decoder plugin failing on user data is still a bad image
+        raise GateInputError(path, f"cannot decode image ({type(err).__name__}: {err})") from None
 
 
 def _to_8bit(img):
@@ -61,7 +68,11 @@ def load_mask(path, size):
     img = _to_8bit(img).convert("L")
     if img.size != tuple(size):
         raise GateInputError(path, f"mask is {img.size[0]}x{img.size[1]} but its image is {size[0]}x{size[1]}")
-    return np.asarray(img) >= MASK_FOREGROUND_MIN
+    values = np.asarray(img)
+    if 0 < values.max(initial=0) < MASK_FOREGROUND_MIN:
+        raise GateInputError(path, f"mask values go up to {values.max()} only, none >= {MASK_FOREGROUND_MIN}: "
+                                   "a 0/1 label image? Masks are 0 for background, 255 for the pot")
+    return values >= MASK_FOREGROUND_MIN
 
 
 def rasterise_polygons(path, size):

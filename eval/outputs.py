@@ -23,14 +23,23 @@ def _existing_run_key(output_dir):
 
 
 def check_destination(output_dir, run_key, overwrite):
-    """Refuse (before any work) to replace a different run's report unless `overwrite`."""
+    """Refuse (before any work) to replace a different run's report unless `overwrite`.
+
+    Publishing replaces the whole folder, so `overwrite` only ever applies to a folder holding a gate
+    report: a mistyped --output_dir (the repository, a home directory) is never deleted.
+    """
     output_dir = pathlib.Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        if not output_dir.is_dir():
-            raise GateInputError(output_dir, "output path exists and is not a directory")
-        if any(output_dir.iterdir()) and _existing_run_key(output_dir) != run_key:
-            raise GateInputError(output_dir, "holds the report of a different run; choose another "
-                                             "--output_dir or pass --overwrite")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise GateInputError(output_dir, "output path exists and is not a directory")
+    if not output_dir.exists() or not any(output_dir.iterdir()):
+        return
+    existing = _existing_run_key(output_dir)
+    if existing is None:
+        raise GateInputError(output_dir, "is not empty and holds no gate report (no metrics.json with a "
+                                         "run key); choose another --output_dir (--overwrite never replaces it)")
+    if existing != run_key and not overwrite:
+        raise GateInputError(output_dir, "holds the report of a different run; choose another "
+                                         "--output_dir or pass --overwrite")
 
 
 def publish(output_dir, files):

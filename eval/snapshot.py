@@ -39,7 +39,7 @@ _MANIFEST_SCHEMA = {
     "required": ["format", "version"],
     "properties": {
         "format": {"const": FORMAT},
-        "version": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+        "version": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z"},  # names the report folder
         "description": {"type": "string"},
     },
 }
@@ -138,10 +138,26 @@ def _test_items(root):
     return items
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicate_keys(pairs):
+    """json.loads keeps the last of two equal keys; a row saying two things must not be guessed at."""
+    row = {}
+    for key, value in pairs:
+        if key in row:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        row[key] = value
+    return row
+
+
 def _flagged_rows(path):
     """Yield (line number, row dict) of a CropRun JSONL export, validating each row."""
     try:
-        lines = open(path, encoding="utf-8").read().splitlines()
+        # Lines end at "\n" only: str.splitlines() also splits at U+2028, U+0085 and other characters
+        # that JSON allows unescaped inside a string, which would break valid rows apart.
+        lines = open(path, encoding="utf-8").read().split("\n")
     except FileNotFoundError:
         raise GateInputError(path, "missing: the flagged corpus needs flagged/croprun.jsonl") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -151,9 +167,17 @@ def _flagged_rows(path):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
         except json.JSONDecodeError as err:
             raise GateInputError(f"{path}:{number}", f"malformed JSON ({err.msg} at column {err.colno})") from None
+        except (ValueError, RecursionError) as err:  # duplicate keys, integers too long, absurd nesting
+            problem = "nested too deeply" if isinstance(err, RecursionError) else err
+            raise GateInputError(f"{path}:{number}", f"malformed JSON ({problem})") from None
+        try:
+            json.dumps(row, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise GateInputError(f"{path}:{number}", "not valid Unicode: a \\ud800-\\udfff escape "
+                                                     "without its surrogate pair") from None
         error = jsonschema.exceptions.best_match(validator.iter_errors(row))
         if error is not None:
             field = ".".join(str(p) for p in error.absolute_path) or "row"
@@ -162,7 +186,7 @@ def _flagged_rows(path):
 
 
 def _flagged_items(root):
-    jsonl = root / FLAGGED / "croprun.jsonl"
+    jsonl = resolve_inside(root, "croprun.jsonl", root / FLAGGED / "croprun.jsonl", base=root / FLAGGED)
     items, exclusions, lines = [], [], {}
     for number, row in _flagged_rows(jsonl):
         where = f"{jsonl}:{number}"
@@ -175,8 +199,8 @@ def _flagged_items(root):
         if row["annotation"] is None:
             exclusions.append(Exclusion(row["id"], NO_ANNOTATION))
             continue
-        image = resolve_inside(root / FLAGGED, row["image"], where)
-        truth = resolve_inside(root / FLAGGED, row["annotation"]["mask"], where)
+        image = resolve_inside(root, row["image"], where, base=root / FLAGGED)
+        truth = resolve_inside(root, row["annotation"]["mask"], where, base=root / FLAGGED)
         items.append(EvalItem(FLAGGED, row["id"], image, truth, "png", row["annotation"]["kind"],
                               notes=row["notes"] or "", source=tuple(sorted(row["source"].items()))))
     if not lines:
@@ -185,9 +209,16 @@ def _flagged_items(root):
 
 
 def _with_missing_files(item):
+    """Attach the first problem of the item's files: a missing or unreadable file sinks this image only."""
     for path in (item.image_path, item.truth_path):
-        if item.problem is None and path is not None and not path.is_file():
-            return dataclasses.replace(item, problem=f"{path}: file not found")
+        if item.problem is not None or path is None:
+            continue
+        try:
+            if not path.is_file():
+                return dataclasses.replace(item, problem=f"{path}: file not found")
+            open(path, "rb").close()
+        except OSError as err:
+            return dataclasses.replace(item, problem=f"{path}: cannot read ({err.strerror or err})")
     return item
 
 
@@ -196,7 +227,7 @@ def load_snapshot(root):
     root = pathlib.Path(root)
     if not root.is_dir():
         raise GateInputError(root, "dataset snapshot directory not found")
-    manifest, _ = load_yaml(root / "snapshot.yaml", _MANIFEST_SCHEMA)
+    manifest, _ = load_yaml(resolve_inside(root, "snapshot.yaml", root / "snapshot.yaml"), _MANIFEST_SCHEMA)
     flagged, exclusions = _flagged_items(root)
     items = sorted((_with_missing_files(i) for i in _test_items(root) + flagged),
                    key=lambda i: (i.corpus, i.image_id))

@@ -95,6 +95,9 @@ def main(argv):
     except GateInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:  # a cancelled run must not read as a completed no-go (exit 1)
+        print("error: interrupted; no report was written", file=sys.stderr)
+        return EXIT_ERROR
     except Exception:  # noqa: BLE001 - an unexpected failure must never look like a decision
         traceback.print_exc()
         print("error: the evaluation could not be completed (unexpected failure above)", file=sys.stderr)

@@ -52,6 +52,11 @@ class RembgBackend(Backend):
         options.intra_op_num_threads = config.intra_op_num_threads
         options.inter_op_num_threads = config.inter_op_num_threads
         self._session = rembg.new_session(config.model, sess_opts=options, providers=list(config.providers))
+        active = self._session.inner_session.get_providers()
+        if list(active) != list(config.providers):
+            # onnxruntime falls back to CPU silently: the baseline would not be what production runs.
+            raise GateInputError(config.path, f"onnxruntime providers {active} differ from the configured "
+                                              f"{list(config.providers)}")
         self._versions = {"rembg": importlib.metadata.version("rembg"),
                           "onnxruntime": onnxruntime.__version__}
 

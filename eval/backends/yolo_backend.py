@@ -21,8 +21,9 @@ class YoloSegBackend(Backend):
         try:
             self._model = YOLO(str(checkpoint.path))
         except Exception as err:  # torch/pickle/ultralytics raise many types for a bad file
+            detail = " ".join(str(err).split())  # one line: the CLI prints a single error line
             raise GateInputError(checkpoint.spec, f"cannot load as an ultralytics checkpoint "
-                                                  f"({type(err).__name__}: {err})") from None
+                                                  f"({type(err).__name__}: {detail})") from None
         if self._model.task != "segment":
             raise GateInputError(checkpoint.spec, f"is a {self._model.task!r} model; the gate needs a "
                                                   "segmentation ('segment') checkpoint")

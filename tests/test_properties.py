@@ -1,0 +1,466 @@
+"""Property tests (#3): generated criteria files and CropRun JSONL rows thrown at the loaders.
+
+Only GateInputError may escape load_criteria / load_snapshot, whatever the input; a document made
+invalid by one known mutation never loads; and whatever does load satisfies every rule the gate relies
+on (so an invalid document cannot slip through as a "valid" one and end in a go).
+"""
+
+import copy
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+
+# Hypothesis keeps caches in ./.hypothesis: keep them out of the checkout (and Bazel's read-only runfiles).
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
+                      os.path.join(os.environ.get("TEST_TMPDIR") or tempfile.gettempdir(), "pottery-gate-hypothesis"))
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from eval.criteria import ALL, CORPORA, EACH, KINDS, UNCLASSIFIED, load_criteria  # noqa: E402
+from eval.errors import GateInputError  # noqa: E402
+from eval.snapshot import NO_ANNOTATION, NOT_HUMAN, load_snapshot  # noqa: E402
+from tests.support import write_snapshot  # noqa: E402
+
+PROPERTY = settings(max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+FEW = settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+RESERVED = (ALL, EACH, UNCLASSIFIED)
+ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """One scratch folder per module (hypothesis reuses it across examples; each example rewrites its file)."""
+    return tmp_path_factory.mktemp("properties")
+
+
+# --- Criteria documents -----------------------------------------------------------------------------------------
+
+ids = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(lambda s: s not in RESERVED)
+unit = st.floats(0, 1)
+texts = st.text(max_size=20)
+source_fields = st.sampled_from(["type", "backend", "deployment", "version"])
+
+
+@st.composite
+def matches(draw):
+    match = {}
+    if draw(st.booleans()):
+        match["notes_any"] = draw(st.lists(st.text(min_size=1, max_size=8).map(re.escape), min_size=1, max_size=3))
+    if draw(st.booleans()) or not match:
+        fields = draw(st.lists(source_fields, min_size=1, max_size=4, unique=True))
+        match["source"] = {f: draw(st.lists(texts, min_size=1, max_size=3)) for f in fields}
+    return match
+
+
+@st.composite
+def criteria_docs(draw):
+    class_ids = draw(st.lists(ids, unique=True, max_size=4))
+    classes = [{"id": i, "description": draw(texts), "match": draw(matches())} for i in class_ids]
+    criteria = [{"id": c, "kind": draw(st.sampled_from(KINDS)), "corpus": draw(st.sampled_from(CORPORA)),
+                 "failure_class": draw(st.sampled_from([*RESERVED, *class_ids])), "threshold": draw(unit)}
+                for c in draw(st.lists(ids, unique=True, min_size=1, max_size=5))]
+    return {"schema_version": 1, "example_values": draw(st.booleans()),
+            "iou_pass_threshold": draw(st.floats(0, 1, exclude_min=True)), "min_images": draw(st.integers(1, 10**6)),
+            "failure_classes": classes, "criteria": criteria}
+
+
+def dump(doc):
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+
+
+
+
+def write(work, text, name="criteria.yaml"):
+    path = work / name
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return path
+
+
+def assert_loaded_criteria_are_sound(loaded):
+    """Every rule of the schema and the cross-checks, on what load_criteria returned."""
+    assert math.isfinite(loaded.iou_pass_threshold) and 0 < loaded.iou_pass_threshold <= 1
+    assert isinstance(loaded.min_images, int) and loaded.min_images >= 1
+    assert isinstance(loaded.example_values, bool)
+    class_ids = [c.id for c in loaded.failure_classes]
+    assert len(set(class_ids)) == len(class_ids)
+    assert all(ID.fullmatch(i) and i not in RESERVED for i in class_ids)
+    assert loaded.criteria
+    criterion_ids = [c.id for c in loaded.criteria]
+    assert len(set(criterion_ids)) == len(criterion_ids) and all(ID.fullmatch(i) for i in criterion_ids)
+    for c in loaded.criteria:
+        assert c.kind in KINDS and c.corpus in CORPORA
+        assert c.failure_class in (*RESERVED, *class_ids)
+        assert math.isfinite(c.threshold) and 0 <= c.threshold <= 1
+
+
+def load_or_refuse(path):
+    """load_criteria's result, or None when it refused with a GateInputError naming `path`."""
+    try:
+        loaded = load_criteria(path)
+    except GateInputError as err:
+        assert err.where == str(path), err
+        return None
+    assert_loaded_criteria_are_sound(loaded)
+    return loaded
+
+
+@PROPERTY
+@given(doc=criteria_docs())
+def test_valid_criteria_documents_load_as_written(work, doc):
+    loaded = load_criteria(write(work, dump(doc)))
+    assert_loaded_criteria_are_sound(loaded)
+    assert loaded.iou_pass_threshold == doc["iou_pass_threshold"] and loaded.min_images == doc["min_images"]
+    assert [c.id for c in loaded.failure_classes] == [c["id"] for c in doc["failure_classes"]]
+    assert [(c.id, c.kind, c.corpus, c.failure_class, c.threshold) for c in loaded.criteria] == [
+        (c["id"], c["kind"], c["corpus"], c["failure_class"], c["threshold"]) for c in doc["criteria"]]
+
+
+def _not_in(values):
+    return st.text(max_size=12).filter(lambda s: s not in values)
+
+
+bad_ids = st.one_of(st.sampled_from(["gloss\n", "Gloss", "9lives", "a-b", "", "x" * 65, "all\n"]),
+                    st.text(max_size=12).filter(lambda s: not ID.fullmatch(s)), st.integers(), st.none())
+bad_unit = st.one_of(st.floats(max_value=-1e-9), st.floats(min_value=1 + 1e-9), st.just(math.nan),
+                     st.just(math.inf), st.just(-math.inf), texts, st.booleans(), st.none(), st.lists(unit, max_size=2))
+
+
+@st.composite
+def invalid_criteria_docs(draw):
+    """A valid document with one change the schema or the cross-checks must refuse; (doc, what changed)."""
+    doc = copy.deepcopy(draw(criteria_docs()))
+    crit = doc["criteria"][draw(st.integers(0, len(doc["criteria"]) - 1))]
+    mutation = draw(st.sampled_from([
+        "drop_top_key", "unknown_top_key", "iou", "min_images", "threshold", "kind", "corpus", "failure_class",
+        "duplicate_criterion", "duplicate_class", "reserved_class", "bad_class_id", "unknown_criterion_key",
+        "unknown_match_key", "schema_version", "example_values", "no_criteria", "drop_criterion_key", "bad_regex",
+        "empty_match", "bad_criterion_id"]))
+    if mutation == "drop_top_key":
+        del doc[draw(st.sampled_from(sorted(doc)))]
+    elif mutation == "unknown_top_key":
+        doc[draw(_not_in(doc))] = draw(texts)
+    elif mutation == "iou":
+        doc["iou_pass_threshold"] = draw(st.one_of(bad_unit, st.just(0), st.just(0.0)))
+    elif mutation == "min_images":
+        doc["min_images"] = draw(st.one_of(st.integers(max_value=0), st.floats(allow_nan=True).filter(
+            lambda v: not (math.isfinite(v) and v == int(v) and v >= 1)), texts, st.booleans(), st.none()))
+    elif mutation == "threshold":
+        crit["threshold"] = draw(bad_unit)
+    elif mutation == "kind":
+        crit["kind"] = draw(_not_in(KINDS))
+    elif mutation == "corpus":
+        crit["corpus"] = draw(_not_in(CORPORA))
+    elif mutation == "failure_class":
+        crit["failure_class"] = draw(st.one_of(
+            _not_in([*RESERVED, *(c["id"] for c in doc["failure_classes"])]), st.integers(), st.none()))
+    elif mutation == "duplicate_criterion":
+        doc["criteria"].append(dict(crit))
+    elif mutation == "duplicate_class":
+        extra = {"id": draw(ids), "description": "d", "match": {"notes_any": ["x"]}}
+        doc["failure_classes"] += [extra, dict(extra)]
+    elif mutation == "reserved_class":
+        doc["failure_classes"].append({"id": draw(st.sampled_from(RESERVED)), "description": "d",
+                                       "match": {"notes_any": ["x"]}})
+    elif mutation == "bad_class_id":
+        doc["failure_classes"].append({"id": draw(bad_ids), "description": "d", "match": {"notes_any": ["x"]}})
+    elif mutation == "bad_criterion_id":
+        crit["id"] = draw(bad_ids)
+    elif mutation == "unknown_criterion_key":
+        crit[draw(_not_in(crit))] = 1
+    elif mutation == "unknown_match_key":
+        doc["failure_classes"].append({"id": "zz_extra", "description": "d",
+                                       "match": {draw(_not_in(["notes_any", "source"])): ["x"]}})
+    elif mutation == "schema_version":
+        doc["schema_version"] = draw(st.one_of(st.integers().filter(lambda v: v != 1), texts, st.none()))
+    elif mutation == "example_values":
+        doc["example_values"] = draw(st.one_of(st.integers(), texts, st.none()))
+    elif mutation == "no_criteria":
+        doc["criteria"] = draw(st.sampled_from([[], None, {}, "all"]))
+    elif mutation == "drop_criterion_key":
+        del crit[draw(st.sampled_from(sorted(crit)))]
+    elif mutation == "bad_regex":
+        doc["failure_classes"].append({"id": "zz_regex", "description": "d",
+                                       "match": {"notes_any": [draw(st.sampled_from(["(", "[a-", "a{99999999999}",
+                                                                                     "*", "(?P<x", "\\"]))]}})
+    elif mutation == "empty_match":
+        doc["failure_classes"].append({"id": "zz_empty", "description": "d", "match": {}})
+    return doc, mutation
+
+
+BASE = {"schema_version": 1, "example_values": False, "iou_pass_threshold": 0.8, "min_images": 2,
+        "failure_classes": [{"id": "gloss", "description": "d", "match": {"notes_any": ["gloss"]}}],
+        "criteria": [{"id": "pass_rate", "kind": "min_pass_rate", "corpus": "flagged", "failure_class": "all",
+                      "threshold": 0.5}]}
+
+
+def changed(top=None, criterion=None, failure_class=None):
+    """BASE with some top-level, criterion or failure-class fields replaced: a fixed example for a mutation."""
+    doc = copy.deepcopy(BASE)
+    doc.update(top or {})
+    doc["criteria"][0].update(criterion or {})
+    doc["failure_classes"][0].update(failure_class or {})
+    return doc
+
+
+@PROPERTY
+@given(case=invalid_criteria_docs())
+@example(case=(changed(top={"iou_pass_threshold": math.nan}), "NaN passes minimum and maximum"))
+@example(case=(changed(criterion={"threshold": math.nan}), "NaN threshold"))
+@example(case=(changed(criterion={"threshold": math.inf}), "infinite threshold"))
+@example(case=(changed(criterion={"id": "pass_rate\n"}), "$ matches before a final newline"))
+@example(case=(changed(failure_class={"id": "gloss\n"}), "$ matches before a final newline"))
+@example(case=(changed(failure_class={"match": {"notes_any": ["a{99999999999}"]}}), "OverflowError"))
+@example(case=(changed(top={"min_images": 2.5}), "fractional count"))
+def test_invalid_criteria_documents_never_load(work, case):
+    doc, mutation = case
+    path = write(work, dump(doc))
+    with pytest.raises(GateInputError) as err:
+        load_criteria(path)
+    assert err.value.where == str(path), (mutation, err.value)
+
+
+@FEW
+@given(text=st.text(max_size=400))
+@example(text="? [a]\n: 1\n")
+@example(text="a: 1\na: 2\n")
+@example(text="x: &a [1]\ny: *a\n")
+@example(text="[" * 3000)
+@example(text="a: !!python/object/apply:os.getcwd []\n")
+@example(text="1: x\nfoo: y\n")
+@example(text="a: \x00\n")
+def test_arbitrary_text_only_ever_raises_gate_input_error(work, text):
+    assert load_or_refuse(write(work, text)) is None
+
+
+@FEW
+@given(data=st.binary(max_size=200))
+def test_arbitrary_bytes_only_ever_raise_gate_input_error(work, data):
+    assert load_or_refuse(write(work, data)) is None
+
+
+yaml_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), texts),
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.one_of(texts, st.integers(), st.booleans()), children, max_size=4)),
+    max_leaves=20)
+
+
+@st.composite
+def grafted_docs(draw):
+    """A valid document with one value (anywhere in the tree) replaced by an arbitrary YAML value."""
+    doc = draw(criteria_docs())
+    paths = []
+
+    def walk(node, path):
+        paths.append(path)
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, child in children:
+            walk(child, path + (key,))
+
+    walk(doc, ())
+    path = draw(st.sampled_from(paths))
+    value = draw(yaml_values)
+    if not path:
+        return value
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return doc
+
+
+@PROPERTY
+@given(doc=grafted_docs())
+def test_grafted_criteria_documents_load_soundly_or_are_refused(work, doc):
+    load_or_refuse(write(work, dump(doc)))
+
+
+@st.composite
+def edited_texts(draw):
+    """A valid document's YAML with a few character-level edits (deletions, insertions, replacements)."""
+    text = dump(draw(criteria_docs()))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(text)))
+        cut = draw(st.integers(0, min(6, len(text) - at)))
+        text = text[:at] + draw(st.sampled_from(["", ":", "-", " ", "\n", "'", '"', "[", "{", "#", "&a ", "*a",
+                                                 "!!", "\t", "0", "9", "x", ".nan"])) + text[at + cut:]
+    return text
+
+
+@PROPERTY
+@given(text=edited_texts())
+def test_edited_criteria_files_load_soundly_or_are_refused(work, text):
+    load_or_refuse(write(work, text))
+
+
+# --- CropRun JSONL rows -------------------------------------------------------------------------------------------
+
+SEPARATORS = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\r", "\t"]
+notes_text = st.lists(st.one_of(st.text(max_size=8), st.sampled_from(SEPARATORS)), max_size=5).map("".join)
+source_values = st.one_of(st.none(), st.text(max_size=10))
+
+
+@st.composite
+def crop_rows(draw):
+    return {
+        "id": draw(st.text(min_size=1, max_size=30)),
+        "image": draw(st.from_regex(r"images/[A-Za-z0-9_-]{1,16}\.(png|jpg)", fullmatch=True)),
+        "source": {"type": draw(st.one_of(st.sampled_from(["human", "automatic"]), source_values)),
+                   "backend": draw(source_values), "deployment": draw(source_values), "version": draw(source_values)},
+        "notes": draw(st.one_of(st.none(), notes_text)),
+        "annotation": draw(st.one_of(st.none(), st.fixed_dictionaries({
+            "kind": st.sampled_from(["crop_annotation", "hand_label"]),
+            "mask": st.from_regex(r"masks/[A-Za-z0-9_-]{1,16}\.png", fullmatch=True)}))),
+    }
+
+
+row_lists = st.lists(crop_rows(), min_size=1, max_size=6, unique_by=lambda r: r["id"])
+
+
+@pytest.fixture(scope="module")
+def snapshot_root(work):
+    return write_snapshot(work / "snap", n_test=1, rows=[])
+
+
+def write_jsonl(root, lines):
+    path = root / "flagged" / "croprun.jsonl"
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8", newline="\n")
+    return path
+
+
+@st.composite
+def laid_out(draw, rows):
+    """JSON lines for `rows` with blank lines interspersed; returns (lines, line number of each row)."""
+    lines, numbers = [], []
+    for row in rows:
+        lines += [""] * draw(st.integers(0, 2))
+        lines.append(json.dumps(row, ensure_ascii=draw(st.booleans())))
+        numbers.append(len(lines))
+    return lines, numbers
+
+
+@PROPERTY
+@given(data=st.data(), rows=row_lists)
+def test_valid_jsonl_rows_load_with_every_row_accounted_for(snapshot_root, data, rows):
+    lines, _ = data.draw(laid_out(rows))
+    write_jsonl(snapshot_root, lines)
+    snap = load_snapshot(snapshot_root)
+    flagged = {i.image_id: i for i in snap.items if i.corpus == "flagged"}
+    kept = [r for r in rows if r["source"]["type"] == "human" and r["annotation"] is not None]
+    assert sorted(flagged) == sorted(r["id"] for r in kept)
+    for r in kept:
+        assert flagged[r["id"]].notes == (r["notes"] or "")  # separators inside notes do not split rows
+        assert flagged[r["id"]].problem.endswith("file not found")  # images were never written
+    expected = [(r["id"], NOT_HUMAN if r["source"]["type"] != "human" else NO_ANNOTATION)
+                for r in rows if r not in kept]
+    assert [(e.row_id, e.reason) for e in snap.exclusions] == expected
+
+
+@st.composite
+def invalid_rows(draw):
+    """Valid rows, one of which gets a change the loader must refuse; (rows, index, raw line or None, change)."""
+    rows = copy.deepcopy(draw(row_lists))
+    index = draw(st.integers(0, len(rows) - 1))
+    row, raw = rows[index], None
+    change = draw(st.sampled_from(["drop_field", "extra_field", "id_type", "empty_id", "image_type", "notes_type",
+                                   "source_field", "annotation_kind", "escaping_path", "nul_path", "duplicate_id",
+                                   "truncated", "duplicate_key", "not_an_object", "lone_surrogate", "long_id"]))
+    if change == "drop_field":
+        del row[draw(st.sampled_from(sorted(row)))]
+    elif change == "extra_field":
+        row[draw(_not_in(row))] = draw(source_values)
+    elif change == "id_type":
+        row["id"] = draw(st.one_of(st.integers(), st.none(), st.lists(st.text(), max_size=2)))
+    elif change == "empty_id":
+        row["id"] = ""
+    elif change == "image_type":
+        row["image"] = draw(st.one_of(st.integers(), st.none(), st.just("")))
+    elif change == "notes_type":
+        row["notes"] = draw(st.one_of(st.integers(), st.floats(), st.lists(st.text(), max_size=2), st.booleans()))
+    elif change == "source_field":
+        row["source"].pop(draw(source_fields)) if draw(st.booleans()) else row["source"].update(extra="x")
+    elif change == "annotation_kind":
+        row["annotation"] = {"kind": draw(_not_in(["crop_annotation", "hand_label"])), "mask": "masks/m.png"}
+    elif change in ("escaping_path", "nul_path"):
+        bad = (draw(st.sampled_from(["../../x.png", "images/../../x.png", "/etc/passwd", "images\\x.png", ".."]))
+               if change == "escaping_path" else "images/a\x00b.png")
+        row["source"]["type"] = "human"  # paths are only resolved for rows in the corpus
+        row["annotation"] = {"kind": "hand_label", "mask": "masks/m.png"}
+        row[draw(st.sampled_from(["image", "mask"]))] = bad
+        if "mask" in row:
+            row["annotation"]["mask"] = row.pop("mask")
+    elif change == "duplicate_id":
+        if index == 0:
+            rows.append(copy.deepcopy(row))
+            index = len(rows) - 1
+        else:
+            row["id"] = rows[0]["id"]
+    elif change == "truncated":
+        text = json.dumps(row)
+        raw = text[:draw(st.integers(1, len(text) - 1))]
+    elif change == "duplicate_key":
+        raw = '{"id": "shadowed", ' + json.dumps(row)[1:]
+    elif change == "not_an_object":
+        raw = json.dumps(draw(st.one_of(st.lists(st.integers(), max_size=3), st.text(max_size=5), st.integers(),
+                                        st.none(), st.booleans())))
+    elif change == "lone_surrogate":
+        raw = json.dumps(row).replace('"id": "', '"id": "\\udc80', 1)
+    elif change == "long_id":
+        row["id"] = "x" * 201
+    return rows, index, raw, change
+
+
+@PROPERTY
+@given(data=st.data(), case=invalid_rows())
+def test_a_row_made_invalid_is_refused_with_its_line_number(snapshot_root, data, case):
+    rows, index, raw, change = case
+    lines, numbers = data.draw(laid_out(rows))
+    if raw is not None:
+        lines[numbers[index] - 1] = raw
+    jsonl = write_jsonl(snapshot_root, lines)
+    with pytest.raises(GateInputError) as err:
+        load_snapshot(snapshot_root)
+    assert err.value.where == f"{jsonl}:{numbers[index]}", (change, str(err.value))
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10)),
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.text(max_size=8), children,
+                                                                              max_size=5)),
+    max_leaves=15)
+arbitrary_lines = st.one_of(
+    st.text(max_size=80).map(lambda s: s.replace("\n", " ")),
+    json_values.map(json.dumps),
+    st.builds(lambda row, key, value: json.dumps({**row, key: value}), crop_rows(), st.sampled_from(
+        ["id", "image", "source", "notes", "annotation", "other"]), json_values),
+)
+
+
+@PROPERTY
+@given(lines=st.lists(arbitrary_lines, max_size=5))
+@example(lines=["[" * 100_000])
+@example(lines=['{"id": 1' + "0" * 5000 + "}"])
+@example(lines=['{"id": "\\ud800", "image": "i.png", "source": {"type": null, "backend": null, "deployment": null, '
+                '"version": null}, "notes": null, "annotation": null}'])
+def test_arbitrary_jsonl_lines_load_soundly_or_raise_gate_input_error(snapshot_root, lines):
+    write_jsonl(snapshot_root, lines)
+    try:
+        snap = load_snapshot(snapshot_root)
+    except GateInputError as err:
+        assert "croprun.jsonl" in err.where, err
+        return
+    flagged = [i.image_id for i in snap.items if i.corpus == "flagged"]
+    assert all(isinstance(i, str) and i for i in flagged) and len(set(flagged)) == len(flagged)
+    for item in snap.items:
+        for path in (item.image_path, item.truth_path):
+            assert path is None or str(path.resolve()).startswith(str(snapshot_root.resolve()))
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
