@@ -6,11 +6,11 @@ torch, and recorded in every report.
 """
 
 import dataclasses
-import hashlib
 import pathlib
 import re
 
 from eval import runtime, volumes
+from eval.digests import file_digest
 from eval.errors import GateInputError
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
@@ -25,14 +25,6 @@ class Checkpoint:
     @property
     def name(self):
         return self.path.stem
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_allowlist(path):
@@ -66,7 +58,7 @@ def resolve_checkpoint(spec, pinned_sha256=None, allowlist=None, open_store=volu
     try:
         with open(path, "rb") as handle:
             magic = handle.read(4)
-        digest = _sha256(path)
+        digest = file_digest(path)
     except OSError as err:
         raise GateInputError(spec, f"cannot read checkpoint ({err.strerror})") from None
     if magic != _ZIP_MAGIC:

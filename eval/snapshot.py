@@ -23,6 +23,7 @@ import pathlib
 
 import jsonschema
 
+from eval.digests import file_digest
 from eval.errors import GateInputError
 from eval.safe_paths import resolve_inside
 from eval.yaml_config import load_yaml
@@ -96,14 +97,6 @@ class Snapshot:
     sha256: str  # digest of every file the evaluation reads, with its relative path
     items: tuple  # EvalItem, sorted by (corpus, image_id)
     exclusions: tuple  # Exclusion of flagged rows, in file order
-
-
-def _file_digest(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _test_items(root):
@@ -233,6 +226,6 @@ def load_snapshot(root):
                    key=lambda i: (i.corpus, i.image_id))
     read = {root / "snapshot.yaml", root / FLAGGED / "croprun.jsonl"}
     read.update(p for i in items if i.problem is None for p in (i.image_path, i.truth_path))
-    listing = "".join(f"{p.relative_to(root).as_posix()}\t{_file_digest(p)}\n" for p in sorted(read))
+    listing = "".join(f"{p.relative_to(root).as_posix()}\t{file_digest(p)}\n" for p in sorted(read))
     return Snapshot(root, manifest["version"], hashlib.sha256(listing.encode()).hexdigest(), tuple(items),
                     tuple(exclusions))

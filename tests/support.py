@@ -17,6 +17,24 @@ DEMO_SNAPSHOT = (REPO / "demo" / "assets" / "snapshot" / "snapshot.yaml").resolv
 DEMO_CHECKPOINT = REPO / "demo" / "assets" / "pottery-seg-demo.pt"
 CLI = REPO / "tools" / "eval_crop_model.py"
 
+# A small valid criteria file that tests mutate one key at a time.
+VALID_CRITERIA = """\
+schema_version: 1
+example_values: false
+iou_pass_threshold: 0.8
+min_images: 2
+failure_classes:
+  - id: gloss
+    description: glossy
+    match: {notes_any: ['gloss', 'shiny']}
+  - id: studio_b
+    description: everything shot in studio B
+    match: {source: {deployment: [studio-b]}}
+criteria:
+  - {id: pass_rate, kind: min_pass_rate, corpus: flagged, failure_class: all, threshold: 0.5}
+  - {id: regress, kind: max_mean_iou_regression, corpus: flagged, failure_class: each, threshold: 0.1}
+"""
+
 if os.environ.get("TEST_TMPDIR"):
     # Bazel's sandbox makes $HOME read-only; tests keep their caches to themselves anyway.
     os.environ["GATE_CACHE_DIR"] = os.path.join(os.environ["TEST_TMPDIR"], "gate-cache")

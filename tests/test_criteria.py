@@ -6,24 +6,8 @@ import pytest
 
 from eval.criteria import UNCLASSIFIED, load_criteria
 from eval.errors import GateInputError
-from tests.support import CRITERIA
+from tests.support import CRITERIA, VALID_CRITERIA as VALID
 
-VALID = """\
-schema_version: 1
-example_values: false
-iou_pass_threshold: 0.8
-min_images: 2
-failure_classes:
-  - id: gloss
-    description: glossy
-    match: {notes_any: ['gloss', 'shiny']}
-  - id: studio_b
-    description: everything shot in studio B
-    match: {source: {deployment: [studio-b]}}
-criteria:
-  - {id: pass_rate, kind: min_pass_rate, corpus: flagged, failure_class: all, threshold: 0.5}
-  - {id: regress, kind: max_mean_iou_regression, corpus: flagged, failure_class: each, threshold: 0.1}
-"""
 
 
 def write(tmp_path, text):

@@ -23,7 +23,9 @@ from eval.criteria import load_criteria
 from eval.errors import GateInputError
 from eval.gate import score_items
 from eval.snapshot import load_snapshot
-from tests.support import BASELINE_CONFIG, CRITERIA, crop_run, pot_photo, untrained_checkpoint, write_snapshot
+from eval.digests import file_digest
+from tests.support import (BASELINE_CONFIG, CRITERIA, VALID_CRITERIA, crop_run, pot_photo, untrained_checkpoint,
+                           write_snapshot)
 
 
 def refused(call, where, *fragments):
@@ -109,11 +111,11 @@ def test_checkpoint_detection_model_is_refused():
 
 def test_checkpoint_segmentation_model_loads(seg_checkpoint):
     """Control for the rows above: the same route accepts a real segmentation checkpoint."""
-    assert _yolo(seg_checkpoint).provenance()["checkpoint_sha256"] == checkpoint_lib._sha256(seg_checkpoint)
+    assert _yolo(seg_checkpoint).provenance()["checkpoint_sha256"] == file_digest(seg_checkpoint)
 
 
 def test_checkpoint_sha256_pin(seg_checkpoint):
-    digest = checkpoint_lib._sha256(seg_checkpoint)
+    digest = file_digest(seg_checkpoint)
     other = ("0" if digest[0] != "0" else "1") + digest[1:]
     message = refused(lambda: checkpoint_lib.resolve_checkpoint(str(seg_checkpoint), other), seg_checkpoint,
                       "differs from the pinned --checkpoint_sha256")
@@ -129,7 +131,7 @@ def test_checkpoint_malformed_pin_is_refused_not_ignored(seg_checkpoint, pin):
 
 
 def test_checkpoint_allowlist(tmp_path, seg_checkpoint):
-    digest = checkpoint_lib._sha256(seg_checkpoint)
+    digest = file_digest(seg_checkpoint)
     allowlist = tmp_path / "approved.txt"
     allowlist.write_text("# approved checkpoints\n" + "1" * 64 + "  run-41\n")
     refused(lambda: checkpoint_lib.resolve_checkpoint(str(seg_checkpoint), None,
@@ -521,22 +523,7 @@ def test_exif_rotated_photo_with_an_unrotated_mask_is_refused(tmp_path):
 
 # --- Criteria file ---------------------------------------------------------------------------------------------
 
-VALID = """\
-schema_version: 1
-example_values: false
-iou_pass_threshold: 0.8
-min_images: 2
-failure_classes:
-  - id: gloss
-    description: glossy
-    match: {notes_any: ['gloss', 'shiny']}
-  - id: studio_b
-    description: everything shot in studio B
-    match: {source: {deployment: [studio-b]}}
-criteria:
-  - {id: pass_rate, kind: min_pass_rate, corpus: flagged, failure_class: all, threshold: 0.5}
-  - {id: regress, kind: max_mean_iou_regression, corpus: flagged, failure_class: each, threshold: 0.1}
-"""
+VALID = VALID_CRITERIA
 
 
 def _criteria_file(tmp_path, text):

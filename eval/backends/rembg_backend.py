@@ -1,7 +1,6 @@
 """The production baseline: rembg's own new_session/remove path, configured as production runs it."""
 
 import concurrent.futures
-import hashlib
 import importlib.metadata
 import os
 
@@ -10,15 +9,8 @@ from PIL import Image
 
 from eval import runtime
 from eval.backends.base import Backend
+from eval.digests import file_digest
 from eval.errors import GateInputError
-
-
-def _md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class RembgBackend(Backend):
@@ -44,7 +36,7 @@ class RembgBackend(Backend):
                 f"weights for rembg model {config.model!r} are not installed: rembg looks in "
                 f"{session_class.model_dir()} and {session_class.rembg_home()} (set U2NET_HOME to choose); "
                 "install them offline with scripts/bootstrap.sh")
-        self._weights_md5 = _md5(weights)
+        self._weights_md5 = file_digest(weights, "md5")
         if self._weights_md5 != config.model_md5:
             raise GateInputError(weights, f"md5 {self._weights_md5} differs from the production weights' "
                                           f"{config.model_md5} pinned in {config.path}")
