@@ -106,6 +106,8 @@ def load_yaml(path, schema):
         raise GateInputError(path, f"YAML error at {_yaml_problem(err, text)}") from None
     except RecursionError:
         raise GateInputError(path, "nested too deeply to be a config file") from None
+    except ValueError as err:  # PyYAML's scanner lets some errors out raw, e.g. a "\U" escape past U+10FFFF
+        raise GateInputError(path, f"YAML error: {err}") from None
     if problems:
         raise GateInputError(path, "; ".join(problems))
     return data, hashlib.sha256(raw).hexdigest()

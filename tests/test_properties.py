@@ -298,6 +298,7 @@ def edited_texts(draw):
 
 @PROPERTY
 @given(text=edited_texts())
+@example(text='schema_version: 1\ndescription: "\\U090A66CA"\n')  # escape past U+10FFFF: PyYAML's ValueError
 def test_edited_criteria_files_load_soundly_or_are_refused(work, text):
     load_or_refuse(write(work, text))
 
