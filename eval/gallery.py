@@ -12,8 +12,15 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from eval.scoring import round_metric
+
 THUMB_HEIGHT = 160
 _COLORS = {"tp": (46, 204, 64), "fp": (255, 65, 54), "fn": (0, 116, 217)}
+
+
+def iou_delta(baseline_iou, candidate_iou):
+    """Candidate minus rembg IoU, rounded like every metric so ties rank the same everywhere."""
+    return round_metric(candidate_iou - baseline_iou)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +33,7 @@ class GalleryCase:
 
     @property
     def delta(self):
-        return round(self.candidate_iou - self.baseline_iou, 6)
+        return iou_delta(self.baseline_iou, self.candidate_iou)
 
     def file_name(self, kind, rank):
         """A safe, unique file name: user ids can hold any character."""

@@ -112,7 +112,7 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
                 pair = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][key],
                                        criteria.iou_pass_threshold) for b in (BASELINE, CANDIDATE)}
                 scores.extend(pair.values())
-                delta = round(pair[CANDIDATE].mask_iou - pair[BASELINE].mask_iou, 6)
+                delta = gallery_lib.iou_delta(pair[BASELINE].mask_iou, pair[CANDIDATE].mask_iou)
                 if picker.wants(delta, item.corpus, item.image_id):
                     picker.add(gallery_lib.make_case(
                         item.corpus, item.image_id, pair[BASELINE].mask_iou, pair[CANDIDATE].mask_iou, photo, truth,
