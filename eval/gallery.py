@@ -69,6 +69,15 @@ class GalleryPicker:
             return len(self._worst) < self.k or (delta, corpus, image_id) < self._worst_key(self._worst[-1])
         return False
 
+    @classmethod
+    def from_cases(cls, cases, k):
+        """The picks among already-made cases (shard results being merged)."""
+        picker = cls(k)
+        for case in cases:
+            if picker.wants(case.delta, case.corpus, case.image_id):
+                picker.add(case)
+        return picker
+
     @staticmethod
     def _best_key(case):
         return -case.delta, case.corpus, case.image_id

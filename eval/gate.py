@@ -131,10 +131,8 @@ def combine(shards, snapshot, criteria, provenance, gallery_size=3):
     not_evaluated = tuple(NotEvaluated(c, i, r) for (c, i), r in sorted(merged.items()))
     scores = sorted((s for shard in shards for s in shard.scores),
                     key=lambda s: (s.corpus, s.image_id, s.source_backend))
-    picker = gallery_lib.GalleryPicker(gallery_size)
-    for case in (c for shard in shards for c in shard.gallery_cases):
-        if picker.wants(case.delta, case.corpus, case.image_id):
-            picker.add(case)
+    picker = gallery_lib.GalleryPicker.from_cases((c for shard in shards for c in shard.gallery_cases),
+                                                  gallery_size)
     aggregates = aggregate(scores)
     decision = decide(criteria, aggregates, len(not_evaluated))
     return GateResult(provenance, tuple(scores), aggregates, not_evaluated, snapshot.exclusions, decision,

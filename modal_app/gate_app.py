@@ -219,10 +219,7 @@ def auto_shard_count(n_items):
 
 def merge_results(results, gallery_size):
     """One ShardResult from several; the gallery keeps only what could still be picked (top/bottom k)."""
-    picker = gallery_lib.GalleryPicker(gallery_size)
-    for case in (c for r in results for c in r.gallery_cases):
-        if picker.wants(case.delta, case.corpus, case.image_id):
-            picker.add(case)
+    picker = gallery_lib.GalleryPicker.from_cases((c for r in results for c in r.gallery_cases), gallery_size)
     return ShardResult(tuple(s for r in results for s in r.scores),
                        tuple(m for r in results for m in r.not_evaluated), picker.best + picker.worst)
 
