@@ -37,6 +37,8 @@ import time
 
 from absl import app, flags
 
+from eval.runtime import user_path  # light: the heavy eval imports stay inside the timed workers
+
 _REPO = pathlib.Path(__file__).absolute().parent.parent  # runfiles root under `bazel run`, else the checkout
 if str(_REPO) not in sys.path:  # `python bench/gate_benchmark.py` from anywhere
     sys.path.insert(0, str(_REPO))
@@ -417,18 +419,11 @@ def _run_child(name, mode, spec, work):
     return Run(name, result, usage.ru_maxrss / 1024, wall)
 
 
-def _user_path(value):
-    """A path typed by the user is relative to where they ran `bazel run`, not to the runfiles."""
-    if value is None or os.path.isabs(value):
-        return value
-    return os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), value)
-
-
 def _checkpoint(work):
     """A private copy of the candidate checkpoint, so a file being rewritten elsewhere cannot change mid-run."""
     target = work / "candidate.pt"
     if _CHECKPOINT.value:
-        shutil.copyfile(_user_path(_CHECKPOINT.value), target)
+        shutil.copyfile(user_path(_CHECKPOINT.value), target)
         return target, pathlib.Path(_CHECKPOINT.value).name
     if _DEMO_CHECKPOINT.is_file():
         shutil.copyfile(_DEMO_CHECKPOINT, target)
@@ -597,7 +592,7 @@ def _figures(n, runs, kernel, scaled):
 
 def _benchmark():
     n, shape = _IMAGES.value, (_WIDTH.value, _HEIGHT.value)
-    work = pathlib.Path(_user_path(_WORK_DIR.value) or tempfile.mkdtemp(prefix="gate-bench-"))
+    work = pathlib.Path(user_path(_WORK_DIR.value) or tempfile.mkdtemp(prefix="gate-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"[bench] work dir {work}", file=sys.stderr, flush=True)
     try:
@@ -605,8 +600,8 @@ def _benchmark():
         dataset = corpus_lib.write_corpus(work / "corpus-1x", n, *shape, seed=_SEED.value)
         print(f"[bench] corpus of {n} images written in {time.perf_counter() - start:.1f}s", file=sys.stderr)
         checkpoint, checkpoint_label = _checkpoint(work)
-        common = {"checkpoint": str(checkpoint), "criteria": _user_path(_CRITERIA.value),
-                  "baseline_config": _user_path(_BASELINE_CONFIG.value),
+        common = {"checkpoint": str(checkpoint), "criteria": user_path(_CRITERIA.value),
+                  "baseline_config": user_path(_BASELINE_CONFIG.value),
                   "batch_size": _BATCH_SIZE.value, "torch_threads": _TORCH_THREADS.value, "quiet": _QUIET.value,
                   "seed": _SEED.value, "repeats": _KERNEL_REPEATS.value}
         runs = collections.defaultdict(list)
@@ -629,7 +624,7 @@ def _benchmark():
         lines, failed = _report(n, shape, checkpoint_label, runs, kernel, scaled)
         print("\n".join(lines))
         if _JSON_OUT.value:
-            pathlib.Path(_user_path(_JSON_OUT.value)).write_text(
+            pathlib.Path(user_path(_JSON_OUT.value)).write_text(
                 json.dumps(_figures(n, runs, kernel, scaled), indent=2, sort_keys=True) + "\n")
         return 1 if failed else 0
     finally:

@@ -45,10 +45,15 @@ def read_allowlist(path):
     return digests
 
 
+def check_pin(pinned_sha256, flag="--checkpoint_sha256"):
+    """Refuse a pin that is not a sha256 digest (an empty one must not silently mean "unpinned")."""
+    if pinned_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", pinned_sha256):
+        raise GateInputError(flag, f"{pinned_sha256!r} is not a 64-hex-digit sha256 digest")
+
+
 def resolve_checkpoint(spec, pinned_sha256=None, allowlist=None, open_store=volumes.ModalVolumeStore):
     """Local path + digest of the checkpoint at `spec`, refused unless it matches every given pin."""
-    if pinned_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", pinned_sha256):
-        raise GateInputError("--checkpoint_sha256", f"{pinned_sha256!r} is not a 64-hex-digit sha256 digest")
+    check_pin(pinned_sha256)
     if volumes.is_volume_uri(spec):
         path = volumes.fetch(spec, runtime.cache_dir() / "volumes", open_store)
     else:

@@ -34,11 +34,20 @@ class CriterionResult:
         return self.status == PASS
 
 
+def recommendation_line(recommendation, criterion_id, summary):
+    """The line CI logs and release tickets quote: last line of report.md, and what the CLIs print."""
+    return f"recommendation: {recommendation} (deciding criterion: {criterion_id}: {summary})"
+
+
 @dataclasses.dataclass(frozen=True)
 class Decision:
     recommendation: str  # "go" or "no-go"
     deciding: CriterionResult
     results: tuple
+
+    @property
+    def headline(self):
+        return recommendation_line(self.recommendation, self.deciding.id, self.deciding.summary)
 
     @property
     def failed(self):

@@ -23,6 +23,13 @@ def cache_dir():
     return pathlib.Path(explicit) if explicit else base
 
 
+def user_path(value):
+    """A path the user typed: under `bazel run` it is relative to where they ran it, not to the runfiles."""
+    if value is None or str(value).startswith("modal://") or os.path.isabs(value):
+        return value
+    return os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), value)
+
+
 def _ultralytics_config_dir():
     """A writable ultralytics config dir holding the font its plotting code would otherwise download."""
     config = cache_dir() / "ultralytics-config"

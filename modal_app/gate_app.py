@@ -26,7 +26,6 @@ Python over a directory of mounted Volumes (`VolumeMounts`), so tests run them a
 
 import math
 import pathlib
-import re
 import sys
 import tempfile
 import traceback
@@ -36,8 +35,9 @@ import modal
 from eval import pipeline, volumes
 from eval import gallery as gallery_lib
 from eval.baseline_config import load_baseline_config
-from eval.checkpoint import read_allowlist, resolve_checkpoint
+from eval.checkpoint import check_pin, read_allowlist, resolve_checkpoint
 from eval.criteria import load_criteria
+from eval.decision import recommendation_line
 from eval.errors import GateInputError
 from eval.gate import ShardResult, combine, score_items
 from eval.progress import Progress
@@ -391,8 +391,7 @@ def make_request(checkpoint, dataset, reports_root=DEFAULT_REPORTS_ROOT, output_
                              ("--candidate-imgsz", candidate_imgsz, 0)):
         if value < low:
             raise GateInputError(flag, f"must be at least {low}, got {value}")
-    if checkpoint_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", checkpoint_sha256):
-        raise GateInputError("--checkpoint-sha256", f"{checkpoint_sha256!r} is not a 64-hex-digit sha256 digest")
+    check_pin(checkpoint_sha256 or None, "--checkpoint-sha256")
     if not 0.0 <= candidate_conf <= 1.0:
         raise GateInputError("--candidate-conf", f"must be within [0, 1], got {candidate_conf}")
     load_criteria(criteria or _REPO / "configs" / _CONFIG_FILES["criteria"])
@@ -427,8 +426,7 @@ def report_summary(summary, out=None, err=None):
     deciding = summary["deciding_criterion"]
     print(f"report: {summary['output']}/report.md ({summary['images']} image(s), {summary['shards']} shard(s))",
           file=out)
-    print(f"recommendation: {summary['recommendation']} (deciding criterion: {deciding['id']}: "
-          f"{deciding['summary']})", file=out)
+    print(recommendation_line(summary["recommendation"], deciding["id"], deciding["summary"]), file=out)
     if summary["not_evaluated"]:
         print(f"error: {summary['not_evaluated']} image(s) could not be evaluated (listed in the report)", file=err)
     return exit_code(summary)
@@ -443,10 +441,7 @@ def run_from_cli(submit_request=None, **flags):
     """The local entrypoint's body: validate, submit (default: `submit`), print; returns the exit status."""
     try:
         request = make_request(**flags)
-    except GateInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as err:
+    except (GateInputError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
     try:

@@ -18,6 +18,7 @@ import traceback
 from absl import app, flags
 
 from eval.errors import GateInputError
+from eval.runtime import user_path
 from eval.pipeline import GateOptions, run_gate
 
 _ROOT = pathlib.Path(__file__).parent.parent  # runfiles root of this workspace, or the source tree
@@ -60,13 +61,6 @@ _BASELINE_CACHE = flags.DEFINE_bool(
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
 
 
-def _user_path(value):
-    """Paths typed by the user are relative to where they ran `bazel run`, not to the runfiles."""
-    if value is None or value.startswith("modal://") or os.path.isabs(value):
-        return value
-    return os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), value)
-
-
 def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
@@ -81,12 +75,12 @@ def main(argv):
         return EXIT_ERROR
     demo = _CHECKPOINT.value is None and _DATASET.value is None
     options = GateOptions(
-        checkpoint=_user_path(_CHECKPOINT.value) or str(_DEMO_CHECKPOINT),
-        dataset=_user_path(_DATASET.value) or str(_DEMO_DATASET),
-        criteria=_user_path(_CRITERIA.value), baseline_config=_user_path(_BASELINE_CONFIG.value),
+        checkpoint=user_path(_CHECKPOINT.value) or str(_DEMO_CHECKPOINT),
+        dataset=user_path(_DATASET.value) or str(_DEMO_DATASET),
+        criteria=user_path(_CRITERIA.value), baseline_config=user_path(_BASELINE_CONFIG.value),
         reports_root=os.path.join(os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd()), "reports"),
-        output_dir=_user_path(_OUTPUT_DIR.value), checkpoint_sha256=_CHECKPOINT_SHA256.value,
-        checkpoint_allowlist=_user_path(_CHECKPOINT_ALLOWLIST.value), overwrite=_OVERWRITE.value,
+        output_dir=user_path(_OUTPUT_DIR.value), checkpoint_sha256=_CHECKPOINT_SHA256.value,
+        checkpoint_allowlist=user_path(_CHECKPOINT_ALLOWLIST.value), overwrite=_OVERWRITE.value,
         batch_size=_BATCH_SIZE.value, conf=_CONF.value, imgsz=_IMGSZ.value, device=_DEVICE.value,
         torch_threads=_TORCH_THREADS.value, gallery_size=_GALLERY_SIZE.value, quiet=_QUIET.value,
         baseline_cache=_BASELINE_CACHE.value, demo=demo)
@@ -104,8 +98,7 @@ def main(argv):
         return EXIT_ERROR
     decision = result.decision
     print(f"report: {output_dir / 'report.md'}")
-    print(f"recommendation: {decision.recommendation} (deciding criterion: {decision.deciding.id}: "
-          f"{decision.deciding.summary})")
+    print(decision.headline)
     if result.not_evaluated:
         print(f"error: {len(result.not_evaluated)} image(s) could not be evaluated (listed in the report)",
               file=sys.stderr)
