@@ -7,7 +7,7 @@ fresh subprocess of its own (so peak RSS is per run, read with os.wait4):
   warm   the gate again on the same corpus and cache (rembg masks come from the cache)
   naive  the script a user would otherwise write: per image rembg.remove(session=...),
          YOLO(...).predict, numpy IoU, a CSV of the results
-  kernel eval.metrics against torchmetrics' BinaryJaccardIndex and pycocotools' mask IoU, same masks
+  kernel eval.scoring.metrics against torchmetrics' BinaryJaccardIndex and pycocotools' mask IoU, same masks
   4x     (unless --norss_scale_check) a cold gate on a corpus 4x as large, for the peak-RSS target
 
 and prints one table of stages (seconds and images/s), the equality checks (cold and warm metrics.json
@@ -174,10 +174,13 @@ def _instrument_gate(clock):
     baseline  = CachedBackend.predict (cache lookups and writes, plus rembg on misses)
     baseline_forward = RembgBackend.predict (rembg.remove calls only)
     candidate = YoloSegBackend.predict; decode = eval.gate._try_decode (on the decode threads)
-    scoring   = eval.gate.image_score + eval.gallery.make_case + eval.gate.combine (aggregate, decide)
-    rendering = eval.report.render_all + eval.outputs.publish; evaluate and run_gate give the totals.
+    scoring   = eval.gate.image_score + eval.report.gallery.make_case + eval.gate.combine (aggregate, decide)
+    rendering = eval.report.render.render_all + eval.report.outputs.publish; evaluate and run_gate give the totals.
     """
-    from eval import gallery, gate, outputs, pipeline, report
+    from eval import gate, pipeline
+    from eval.report import gallery
+    from eval.report import outputs
+    from eval.report import render as report
 
     class TimedRembg(pipeline.RembgBackend):
         def predict(self, images):
@@ -313,14 +316,14 @@ def _perturbed(truth, rng):
 
 
 def _kernel_worker(spec):
-    """Time eval.metrics, torchmetrics and pycocotools on the same (truth, prediction) pairs, one pair at a time."""
+    """Time eval.scoring.metrics, torchmetrics and pycocotools on the same (truth, prediction) pairs, one pair at a time."""
     import numpy as np
     import torch
     from PIL import Image
     from pycocotools import mask as coco_mask
     from torchmetrics.classification import BinaryJaccardIndex
 
-    from eval import metrics
+    from eval.scoring import metrics
 
     torch.set_num_threads(spec["torch_threads"])
     jaccard = BinaryJaccardIndex()
@@ -345,7 +348,7 @@ def _kernel_worker(spec):
         rles = [coco_mask.encode(np.asfortranarray(m, dtype=np.uint8)) for m in (truth, prediction)]
         return coco_mask.iou([rles[1]], [rles[0]], [0])[0, 0]
 
-    implementations = {"eval.metrics.score_masks": kernel_full, "eval.metrics IoU only": kernel_iou,
+    implementations = {"eval.scoring.metrics.score_masks": kernel_full, "eval.scoring.metrics IoU only": kernel_iou,
                        "torchmetrics BinaryJaccardIndex": torchmetrics_iou,
                        "  same, validate_args=False": torchmetrics_unchecked_iou,
                        "pycocotools encode + iou": pycocotools_iou}
@@ -542,7 +545,7 @@ def _report(n, shape, checkpoint_label, runs, kernel, scaled):
            f"cold/naive {slowdown:.3f} (cold {cs['total']:.2f}s, naive {ns['total']:.2f}s)")
     fastest_other = min(seconds["torchmetrics BinaryJaccardIndex"], seconds["  same, validate_args=False"],
                         seconds["pycocotools encode + iou"])
-    kernel_ratio = fastest_other / seconds["eval.metrics.score_masks"]
+    kernel_ratio = fastest_other / seconds["eval.scoring.metrics.score_masks"]
     target(kernel_ratio >= 1.0, "metric kernel at least as fast as torchmetrics/pycocotools",
            f"{kernel_ratio:.2f}x the faster of them (score_masks, all four metrics)")
     share = (cs["total"] - cs["forward"]) / cs["total"]

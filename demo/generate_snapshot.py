@@ -365,7 +365,7 @@ SOURCE = {"backend": "rembg", "deployment": "piece_image_crop_service", "version
 
 
 def write_snapshot(root, seed):
-    """Write the snapshot contract of eval/snapshot.py under `root` (which must not exist yet).
+    """Write the snapshot contract of eval/inputs/snapshot.py under `root` (which must not exist yet).
 
     Returns what the gate will evaluate, as (corpus, image path relative to `root`, ground-truth mask).
     """

@@ -1,15 +1,15 @@
-"""The evaluation itself: load -> predict -> score -> decide. Pure of output I/O (see eval.report)."""
+"""The evaluation itself: load -> predict -> score -> decide. Pure of output I/O (see eval.report.render)."""
 
 import concurrent.futures
 import dataclasses
 import os
 
-from eval import gallery as gallery_lib
-from eval import images
-from eval.decision import BASELINE, CANDIDATE, decide
+from eval.decision.decide import BASELINE, CANDIDATE, decide
 from eval.errors import GateInputError
-from eval.scoring import aggregate, image_score
-from eval.snapshot import FLAGGED, TEST
+from eval.inputs import images
+from eval.inputs.snapshot import FLAGGED, TEST
+from eval.report import gallery as gallery_lib
+from eval.scoring.scores import aggregate, image_score
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +26,7 @@ class GateResult:
     aggregates: tuple
     not_evaluated: tuple
     exclusions: tuple
-    decision: object  # eval.decision.Decision
+    decision: object  # eval.decision.decide.Decision
     gallery_best: tuple
     gallery_worst: tuple
     example_values: bool

@@ -10,16 +10,19 @@ import numpy
 import PIL
 
 import eval as harness
-from eval import outputs, report, runtime, volumes
+from eval import runtime
 from eval.backends.cached import CachedBackend
 from eval.backends.rembg_backend import RembgBackend
 from eval.backends.yolo_backend import YoloSegBackend
-from eval.baseline_config import load_baseline_config
-from eval.checkpoint import read_allowlist, resolve_checkpoint
-from eval.criteria import load_criteria
 from eval.gate import evaluate
+from eval.inputs import volumes
+from eval.inputs.baseline_config import load_baseline_config
+from eval.inputs.checkpoint import read_allowlist, resolve_checkpoint
+from eval.inputs.criteria import load_criteria
+from eval.inputs.snapshot import load_snapshot
 from eval.progress import Progress
-from eval.snapshot import load_snapshot
+from eval.report import outputs
+from eval.report import render as report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,10 +66,10 @@ class PreparedRun:
     """
 
     options: GateOptions
-    criteria: object  # eval.criteria.SuccessCriteria
-    baseline_config: object  # eval.baseline_config.BaselineConfig
-    checkpoint: object  # eval.checkpoint.Checkpoint
-    snapshot: object  # eval.snapshot.Snapshot
+    criteria: object  # eval.inputs.criteria.SuccessCriteria
+    baseline_config: object  # eval.inputs.baseline_config.BaselineConfig
+    checkpoint: object  # eval.inputs.checkpoint.Checkpoint
+    snapshot: object  # eval.inputs.snapshot.Snapshot
     run_key: str
     output_dir: pathlib.Path
 

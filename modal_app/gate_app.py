@@ -8,11 +8,11 @@
   local entrypoint `main`   validates flags and config files here, then calls `gate` with the Volumes of
                             its modal:// arguments mounted at /volumes/<name>;
   `gate` (CPU, once)        eval.pipeline.prepare_run: loads and pins every input (the checkpoint through
-                            eval.volumes.fetch, the same code as the CLI's modal:// inputs), checks the
+                            eval.inputs.volumes.fetch, the same code as the CLI's modal:// inputs), checks the
                             destination, then deals whole inference batches into shards and maps them;
   `score_shard` (GPU, xN)   builds both backends (eval.pipeline.make_backends) and runs
                             eval.gate.score_items on each of its batches -> one ShardResult;
-  `gate` again              eval.gate.combine + eval.report.render_all + eval.outputs.publish onto the
+  `gate` again              eval.gate.combine + eval.report.render.render_all + eval.report.outputs.publish onto the
                             output Volume, commits it, and returns a summary; `main` exits 0/1/2 as the CLI.
 
 Shards hold whole batches exactly as a single-process run forms them (per corpus, `batch_size` images
@@ -32,16 +32,17 @@ import traceback
 
 import modal
 
-from eval import pipeline, volumes
-from eval import gallery as gallery_lib
-from eval.baseline_config import load_baseline_config
-from eval.checkpoint import check_pin, read_allowlist, resolve_checkpoint
-from eval.criteria import load_criteria
-from eval.decision import recommendation_line
+from eval import pipeline
+from eval.decision.decide import recommendation_line
 from eval.errors import GateInputError
 from eval.gate import ShardResult, combine, score_items
+from eval.inputs import volumes
+from eval.inputs.baseline_config import load_baseline_config
+from eval.inputs.checkpoint import check_pin, read_allowlist, resolve_checkpoint
+from eval.inputs.criteria import load_criteria
+from eval.inputs.snapshot import FLAGGED, TEST
 from eval.progress import Progress
-from eval.snapshot import FLAGGED, TEST
+from eval.report import gallery as gallery_lib
 
 APP_NAME = "pottery-gate"
 # The image's Python, to the micro version: metrics.json records it (provenance.libraries.python), so a
@@ -129,7 +130,7 @@ image = build_image()
 class VolumeMounts:
     """Volumes mounted as <root>/<volume name>: /volumes in the app's containers, any directory in tests.
 
-    `store(name)` is the eval.volumes.VolumeStore the CLI's modal:// code reads through (here a
+    `store(name)` is the eval.inputs.volumes.VolumeStore the CLI's modal:// code reads through (here a
     LocalDirStore on the mount); `path(uri)` is where a modal:// URI lies in this container.
     """
 
@@ -278,7 +279,7 @@ def gate_options(request, mounts, config_dir):
     if not dataset.is_dir():
         raise GateInputError(request["dataset"], "dataset snapshot directory not found in the volume")
     return pipeline.GateOptions(
-        checkpoint=request["checkpoint"],  # resolved through eval.volumes.fetch, as the CLI does
+        checkpoint=request["checkpoint"],  # resolved through eval.inputs.volumes.fetch, as the CLI does
         dataset=str(dataset),  # read in place: copying a corpus into every container would defeat sharding
         criteria=_materialise(request, "criteria", config_dir),
         baseline_config=_materialise(request, "baseline_config", config_dir),

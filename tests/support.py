@@ -16,6 +16,7 @@ BASELINE_CONFIG = REPO / "configs" / "rembg_production.yaml"
 DEMO_SNAPSHOT = (REPO / "demo" / "assets" / "snapshot" / "snapshot.yaml").resolve().parent  # see the CLI
 DEMO_CHECKPOINT = REPO / "demo" / "assets" / "pottery-seg-demo.pt"
 CLI = REPO / "tools" / "eval_crop_model.py"
+DEMO_REPORT = REPO / "reports" / "pottery-seg-demo-demo-v1"  # the committed golden
 
 # A small valid criteria file that tests mutate one key at a time.
 VALID_CRITERIA = """\

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from eval.criteria import UNCLASSIFIED, load_criteria
 from eval.errors import GateInputError
+from eval.inputs.criteria import UNCLASSIFIED, load_criteria
 from tests.support import CRITERIA, VALID_CRITERIA as VALID
 
 

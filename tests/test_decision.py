@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from eval import decision
-from eval.criteria import Criterion, SuccessCriteria
-from eval.scoring import aggregate, image_score
+from eval.decision import decide as decision
+from eval.inputs.criteria import Criterion, SuccessCriteria
+from eval.scoring.scores import aggregate, image_score
 from tests.support import binary
 
 FULL = binary(["1111", "1111"])

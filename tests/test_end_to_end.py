@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.support import last_line, run_cli, scratch_dir
+from tests.support import DEMO_REPORT, last_line, run_cli, scratch_dir
 
 LAST_LINE = re.compile(r"^recommendation: (go|no-go) \(deciding criterion: (\S+): .+\)$")
 
@@ -73,6 +73,21 @@ def test_rerun_is_byte_identical_with_a_warm_cache(demo_runs):
     assert runs[1].returncode == runs[0].returncode
     for name in ("metrics.json", "per_image.csv", "report.md"):
         assert (base / "run1" / name).read_bytes() == (base / "run2" / name).read_bytes(), name
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_committed_demo_report_is_regenerated_byte_for_byte(demo_runs):
+    """The committed report is a golden: any change to what a release ticket gets must be a reviewed diff."""
+    base, _ = demo_runs
+    produced, committed = _files(base / "run1"), _files(DEMO_REPORT)
+    assert sorted(produced) == sorted(committed), "regenerate with ./dev demo --overwrite and review the diff"
+    for name, path in produced.items():
+        assert path.read_bytes() == committed[name].read_bytes(), (
+            f"{name} differs from reports/{DEMO_REPORT.name}/{name}: regenerate with ./dev demo --overwrite "
+            "and review the diff")
 
 
 if __name__ == "__main__":

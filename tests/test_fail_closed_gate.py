@@ -18,12 +18,12 @@ import sys
 
 import pytest
 
-from eval import outputs
-from eval.criteria import Criterion, SuccessCriteria
-from eval.decision import INSUFFICIENT, decide
+from eval.decision.decide import INSUFFICIENT, decide
 from eval.errors import GateInputError
-from eval.report import markdown_text
-from eval.scoring import aggregate, image_score
+from eval.inputs.criteria import Criterion, SuccessCriteria
+from eval.report import outputs
+from eval.report.render import markdown_text
+from eval.scoring.scores import aggregate, image_score
 from tests.support import (CLI, DEMO_CHECKPOINT, REPO, binary, crop_run, last_line, pot_photo, run_cli,
                            untrained_checkpoint, write_snapshot)
 

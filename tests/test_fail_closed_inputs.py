@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval import checkpoint as checkpoint_lib
-from eval import images, volumes
-from eval.baseline_config import load_baseline_config
-from eval.criteria import load_criteria
+from eval.digests import file_digest
 from eval.errors import GateInputError
 from eval.gate import score_items
-from eval.snapshot import load_snapshot
-from eval.digests import file_digest
+from eval.inputs import checkpoint as checkpoint_lib
+from eval.inputs import images
+from eval.inputs import volumes
+from eval.inputs.baseline_config import load_baseline_config
+from eval.inputs.criteria import load_criteria
+from eval.inputs.snapshot import load_snapshot
 from tests.support import (BASELINE_CONFIG, CRITERIA, VALID_CRITERIA, crop_run, pot_photo, untrained_checkpoint,
                            write_snapshot)
 

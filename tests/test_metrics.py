@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from eval import metrics
+from eval.scoring import metrics
 from tests.support import binary
 
 GT = binary(["0110",

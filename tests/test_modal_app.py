@@ -19,11 +19,11 @@ import pytest
 from modal._serialization import deserialize, serialize  # what Modal itself uses for inputs and outputs
 
 from eval import pipeline
-from eval.baseline_config import load_baseline_config
-from eval.criteria import load_criteria
 from eval.gate import ShardResult, combine
-from eval.report import render_all
-from eval.snapshot import FLAGGED, TEST, load_snapshot
+from eval.inputs.baseline_config import load_baseline_config
+from eval.inputs.criteria import load_criteria
+from eval.inputs.snapshot import FLAGGED, TEST, load_snapshot
+from eval.report.render import render_all
 from modal_app import gate_app
 from tests.support import BASELINE_CONFIG, CLI, CRITERIA, DEMO_CHECKPOINT, REPO, crop_run, pot_photo, \
     scratch_dir, write_snapshot
@@ -283,7 +283,7 @@ def refuse(*args, **kwargs):
     raise OSError("network disabled by the test")
 socket.socket.connect = socket.socket.connect_ex = refuse
 socket.create_connection = socket.getaddrinfo = refuse
-import eval.pipeline, eval.volumes, eval.checkpoint
+import eval.pipeline, eval.inputs.volumes, eval.inputs.checkpoint
 import importlib.util
 spec = importlib.util.spec_from_file_location("eval_crop_model", {str(CLI)!r})
 spec.loader.exec_module(importlib.util.module_from_spec(spec))
@@ -315,7 +315,7 @@ def test_image_is_built_from_the_lock_file_and_the_sources():
 
     mount = _Mount._from_local_python_packages("eval", "modal_app", ignore=gate_app.ignore_source)
     uploaded = {str(remote) for entry in mount._entries for _, remote in entry.get_files_to_upload()}
-    assert "/root/eval/templates/report.md.j2" in uploaded  # report.py renders from it
+    assert "/root/eval/report/templates/report.md.j2" in uploaded  # render.py renders from it
     assert {"/root/eval/gate.py", "/root/eval/backends/yolo_backend.py", "/root/modal_app/gate_app.py"} <= uploaded
     assert not [p for p in uploaded if "__pycache__" in p or p.endswith((".pyc", "BUILD.bazel"))]
 

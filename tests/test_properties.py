@@ -22,9 +22,9 @@ import yaml  # noqa: E402
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from eval.criteria import ALL, CORPORA, EACH, KINDS, UNCLASSIFIED, load_criteria  # noqa: E402
 from eval.errors import GateInputError  # noqa: E402
-from eval.snapshot import NO_ANNOTATION, NOT_HUMAN, load_snapshot  # noqa: E402
+from eval.inputs.criteria import ALL, CORPORA, EACH, KINDS, UNCLASSIFIED, load_criteria  # noqa: E402
+from eval.inputs.snapshot import NO_ANNOTATION, NOT_HUMAN, load_snapshot  # noqa: E402
 from tests.support import write_snapshot  # noqa: E402
 
 # derandomize: CI runs the same examples every time, so a red run is reproducible and a green one stays green.

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from eval.report import markdown_text
+from eval.report.render import markdown_text
 
 
 @pytest.mark.parametrize("raw, rendered", [

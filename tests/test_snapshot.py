@@ -5,8 +5,9 @@ import sys
 import numpy as np
 import pytest
 
-from eval import images, snapshot
 from eval.errors import GateInputError
+from eval.inputs import images
+from eval.inputs import snapshot
 from tests.support import crop_run, pot_photo, write_snapshot
 
 

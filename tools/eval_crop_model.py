@@ -18,8 +18,8 @@ import traceback
 from absl import app, flags
 
 from eval.errors import GateInputError
-from eval.runtime import user_path
 from eval.pipeline import GateOptions, run_gate
+from eval.runtime import user_path
 
 _ROOT = pathlib.Path(__file__).parent.parent  # runfiles root of this workspace, or the source tree
 _DEMO_CHECKPOINT = _ROOT / "demo" / "assets" / "pottery-seg-demo.pt"
@@ -35,7 +35,7 @@ _CHECKPOINT_SHA256 = flags.DEFINE_string(
 _CHECKPOINT_ALLOWLIST = flags.DEFINE_string(
     "checkpoint_allowlist", None, "File of approved checkpoint sha256 digests, one per line.")
 _DATASET = flags.DEFINE_string(
-    "dataset", None, "Dataset snapshot directory (see eval/snapshot.py) or modal://<volume>/<path>. "
+    "dataset", None, "Dataset snapshot directory (see eval/inputs/snapshot.py) or modal://<volume>/<path>. "
     "Default: the bundled demo snapshot.")
 _CRITERIA = flags.DEFINE_string(
     "criteria", str(_ROOT / "configs" / "success_criteria.yaml"), "Success criteria and failure-class taxonomy (#413).")

@@ -1,9 +1,9 @@
-"""From aggregates and the locked criteria to a go/no-go Decision (pure; rendered by eval.report)."""
+"""From aggregates and the locked criteria to a go/no-go Decision (pure; rendered by eval.report.render)."""
 
 import dataclasses
 
-from eval.criteria import EACH
-from eval.scoring import round_metric
+from eval.inputs.criteria import EACH
+from eval.scoring.scores import round_metric
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
 COMPLETENESS_ID = "evaluation_complete"

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from eval.yaml_config import load_yaml
+from eval.inputs.yaml_config import load_yaml
 
 _BYTE = {"type": "integer", "minimum": 0, "maximum": 255}
 SCHEMA = {

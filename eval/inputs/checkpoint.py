@@ -9,9 +9,10 @@ import dataclasses
 import pathlib
 import re
 
-from eval import runtime, volumes
+from eval import runtime
 from eval.digests import file_digest
 from eval.errors import GateInputError
+from eval.inputs import volumes
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
 

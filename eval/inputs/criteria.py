@@ -1,7 +1,7 @@
 """The success criteria and failure-class taxonomy owned by #413 (configs/success_criteria.yaml).
 
 The gate only reads this file: every threshold and every class comes from it. Parsing is strict (see
-eval/yaml_config.py) and the cross-references are checked here, so a criterion can never silently
+eval/inputs/yaml_config.py) and the cross-references are checked here, so a criterion can never silently
 point at nothing.
 """
 
@@ -9,7 +9,7 @@ import dataclasses
 import re
 
 from eval.errors import GateInputError
-from eval.yaml_config import load_yaml
+from eval.inputs.yaml_config import load_yaml
 
 CORPORA = ("test", "flagged")
 KINDS = ("min_pass_rate", "min_mean_iou", "max_mean_iou_regression")

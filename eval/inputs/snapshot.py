@@ -25,8 +25,8 @@ import jsonschema
 
 from eval.digests import file_digest
 from eval.errors import GateInputError
-from eval.safe_paths import resolve_inside
-from eval.yaml_config import load_yaml
+from eval.inputs.safe_paths import resolve_inside
+from eval.inputs.yaml_config import load_yaml
 
 FORMAT = "pottery-gate-snapshot/v1"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -103,7 +103,7 @@ def _test_items(root):
     split = root / TEST
     images_dir = split / "images"
     if not images_dir.is_dir():
-        raise GateInputError(images_dir, "missing: the test split needs test/images/ (see eval/snapshot.py)")
+        raise GateInputError(images_dir, "missing: the test split needs test/images/ (see eval/inputs/snapshot.py)")
     items, stems = [], {}
     for path in sorted(images_dir.iterdir()):
         if path.name.startswith("."):

@@ -12,7 +12,7 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from eval.scoring import round_metric
+from eval.scoring.scores import round_metric
 
 THUMB_HEIGHT = 160
 _COLORS = {"tp": (46, 204, 64), "fp": (255, 65, 54), "fn": (0, 116, 217)}

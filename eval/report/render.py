@@ -15,8 +15,8 @@ import re
 
 import jinja2
 
-from eval import gallery as gallery_lib
-from eval.decision import BASELINE, CANDIDATE
+from eval.decision.decide import BASELINE, CANDIDATE
+from eval.report import gallery as gallery_lib
 
 SCHEMA = "pottery-gate-metrics/v1"
 # Characters that start Markdown syntax inside a line (emphasis, code, links, tables, strikethrough).
@@ -100,7 +100,7 @@ def _exclusion_summary(exclusions):
 
 
 def _environment():
-    env = jinja2.Environment(loader=jinja2.PackageLoader("eval", "templates"), autoescape=False,
+    env = jinja2.Environment(loader=jinja2.PackageLoader("eval.report", "templates"), autoescape=False,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["md"] = markdown_text

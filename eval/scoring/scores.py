@@ -7,8 +7,8 @@ shows and the metrics file is byte-stable.
 import collections
 import dataclasses
 
-from eval import metrics
-from eval.criteria import ALL
+from eval.inputs.criteria import ALL
+from eval.scoring import metrics
 
 DECIMALS = 6
 

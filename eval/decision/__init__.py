@@ -1,0 +1,1 @@
+"""Decide: criteria results and the go/no-go recommendation."""

@@ -1,0 +1,1 @@
+"""Load: the dataset snapshot, decoded images, the checkpoint and the config files."""

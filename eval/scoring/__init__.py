@@ -1,0 +1,1 @@
+"""Score: per-image mask metrics and their aggregates."""
