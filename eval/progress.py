@@ -3,6 +3,8 @@
 import sys
 import time
 
+from eval import sanitise
+
 
 class Progress:
     def __init__(self, quiet=False, stream=sys.stderr, clock=time.monotonic):
@@ -10,7 +12,7 @@ class Progress:
 
     def log(self, message):
         if not self._quiet:
-            print(f"[gate] {message}", file=self._stream, flush=True)
+            print(f"[gate] {sanitise.text(message)}", file=self._stream, flush=True)
 
     def start(self, label, total):
         self._label, self._total, self._done, self._t0 = label, total, 0, self._clock()

@@ -32,7 +32,7 @@ import traceback
 
 import modal
 
-from eval import pipeline
+from eval import pipeline, sanitise
 from eval.decision.decide import recommendation_line
 from eval.errors import GateInputError
 from eval.gate import ShardResult, combine, score_items
@@ -330,7 +330,7 @@ def coordinate(request, mounts, map_shards):
     except GateInputError as err:
         return {"status": "error", "error": str(err)}
     except Exception as err:  # noqa: BLE001 - an unexpected failure must never look like a decision
-        traceback.print_exc()
+        traceback.print_tb(err.__traceback__)  # our code's frames; the message may quote user data
         return {"status": "error", "error": f"the evaluation could not be completed ({type(err).__name__}: {err})"}
     decision = result.decision
     return {"status": "ok", "recommendation": decision.recommendation,
@@ -422,12 +422,13 @@ def report_summary(summary, out=None, err=None):
     """Print what the CLI prints; returns the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
     if summary.get("status") != "ok":
-        print(f"error: {summary.get('error', summary)}", file=err)
+        print(f"error: {sanitise.text(summary.get('error', summary))}", file=err)
         return EXIT_ERROR
     deciding = summary["deciding_criterion"]
-    print(f"report: {summary['output']}/report.md ({summary['images']} image(s), {summary['shards']} shard(s))",
+    print(sanitise.text(f"report: {summary['output']}/report.md ({summary['images']} image(s), "
+                        f"{summary['shards']} shard(s))"), file=out)
+    print(sanitise.text(recommendation_line(summary["recommendation"], deciding["id"], deciding["summary"])),
           file=out)
-    print(recommendation_line(summary["recommendation"], deciding["id"], deciding["summary"]), file=out)
     if summary["not_evaluated"]:
         print(f"error: {summary['not_evaluated']} image(s) could not be evaluated (listed in the report)", file=err)
     return exit_code(summary)
@@ -443,12 +444,13 @@ def run_from_cli(submit_request=None, **flags):
     try:
         request = make_request(**flags)
     except (GateInputError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {sanitise.text(err)}", file=sys.stderr)
         return EXIT_ERROR
     try:
         summary = (submit_request or submit)(request)
     except Exception as err:  # noqa: BLE001 - Modal raises its own types (auth, missing Volume, network)
-        print(f"error: the gate could not run on Modal ({type(err).__name__}: {err})", file=sys.stderr)
+        print(f"error: the gate could not run on Modal ({sanitise.text(f'{type(err).__name__}: {err}')})",
+              file=sys.stderr)
         return EXIT_ERROR
     return report_summary(summary)
 

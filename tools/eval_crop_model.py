@@ -17,6 +17,7 @@ import traceback
 
 from absl import app, flags
 
+from eval import sanitise
 from eval.errors import GateInputError
 from eval.pipeline import GateOptions, run_gate
 from eval.runtime import user_path
@@ -65,13 +66,14 @@ def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as err:
-        print(f"error: {err}\nRun with --help for the flags.", file=sys.stderr)
+        print(f"error: {sanitise.text(err)}\nRun with --help for the flags.", file=sys.stderr)
         sys.exit(EXIT_ERROR)
 
 
 def main(argv):
     if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; all inputs are flags (see --help)", file=sys.stderr)
+        print(f"error: unexpected arguments {sanitise.text(argv[1:])}; all inputs are flags (see --help)",
+              file=sys.stderr)
         return EXIT_ERROR
     demo = _CHECKPOINT.value is None and _DATASET.value is None
     options = GateOptions(
@@ -87,18 +89,19 @@ def main(argv):
     try:
         result, output_dir = run_gate(options)
     except GateInputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {sanitise.text(err)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:  # a cancelled run must not read as a completed no-go (exit 1)
         print("error: interrupted; no report was written", file=sys.stderr)
         return EXIT_ERROR
-    except Exception:  # noqa: BLE001 - an unexpected failure must never look like a decision
-        traceback.print_exc()
-        print("error: the evaluation could not be completed (unexpected failure above)", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - an unexpected failure must never look like a decision
+        traceback.print_tb(err.__traceback__)  # our code's frames; the message may quote user data
+        print(f"error: the evaluation could not be completed (unexpected failure: "
+              f"{sanitise.text(f'{type(err).__name__}: {err}')})", file=sys.stderr)
         return EXIT_ERROR
     decision = result.decision
-    print(f"report: {output_dir / 'report.md'}")
-    print(decision.headline)
+    print(f"report: {sanitise.text(output_dir / 'report.md')}")
+    print(sanitise.text(decision.headline))
     if result.not_evaluated:
         print(f"error: {len(result.not_evaluated)} image(s) could not be evaluated (listed in the report)",
               file=sys.stderr)

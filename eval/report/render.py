@@ -2,31 +2,23 @@
 
 The JSON is the record of the decision: sorted keys, rounded floats, no timestamps or machine paths,
 so the same inputs give the same bytes. The Markdown comes from templates/report.md.j2; everything a
-user wrote (CropRun notes and ids, file names) goes through `markdown_text` so it cannot inject
-Markdown or HTML into the report.
+user wrote (CropRun notes and ids, file names) goes through eval.sanitise (the `md` filter) so it cannot
+forge lines or inject Markdown or HTML into the report; per_image.csv cells go through its `csv_cell`.
 """
 
 import csv
 import dataclasses
-import html
 import io
 import json
-import re
 
 import jinja2
 
+from eval import sanitise
 from eval.decision.decide import BASELINE, CANDIDATE
 from eval.report import gallery as gallery_lib
 
 SCHEMA = "pottery-gate-metrics/v1"
-# Characters that start Markdown syntax inside a line (emphasis, code, links, tables, strikethrough).
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]|~])")
-
-
-def markdown_text(value):
-    """Escape user-written text for a Markdown table cell: HTML entities, Markdown syntax, newlines."""
-    text = html.escape(str(value), quote=False)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+markdown_text = sanitise.markdown  # the name callers used before eval.sanitise existed
 
 
 def _decision_dict(decision):
@@ -60,7 +52,7 @@ def per_image_csv(result):
     for s in result.scores:
         row = dataclasses.asdict(s)
         row["failure_classes"] = ";".join(s.failure_classes)
-        writer.writerow(row)
+        writer.writerow({name: sanitise.csv_cell(value) for name, value in row.items()})
     return buffer.getvalue().encode()
 
 
@@ -103,7 +95,8 @@ def _environment():
     env = jinja2.Environment(loader=jinja2.PackageLoader("eval.report", "templates"), autoescape=False,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters["md"] = markdown_text
+    env.filters["md"] = sanitise.markdown
+    env.filters["line"] = sanitise.text
     env.filters["f3"] = lambda v: "n/a" if v is None else f"{v:.3f}"
     env.filters["signed"] = lambda v: f"{v:+.3f}"
     return env
