@@ -2,10 +2,11 @@
 
     bazel run //demo:build_demo_assets      writes into the workspace's demo/assets/
     python -m demo.build_demo_assets        (from the repository root) writes next to this file
+    ... -- --parts=snapshot                 rebuilds the snapshot only, keeping the committed checkpoint
 
 Same seeds, same bytes: the committed assets can be checked by rebuilding them. Everything is written
-to a staging directory beside the target and renamed into place, so an interrupted run never leaves a
-half-written snapshot for the gate to read. Training takes a few minutes on a CPU.
+to a staging directory beside the target and each part renamed into place, so an interrupted run never
+leaves a half-written snapshot for the gate to read. Training takes a few minutes on a CPU.
 """
 
 import os
@@ -27,10 +28,13 @@ flags.DEFINE_integer("train_seed", 31337, "Seed of the training images; differs 
 flags.DEFINE_integer("epochs", train_checkpoint.EPOCHS, "Training epochs; the committed checkpoint uses the default.")
 flags.DEFINE_string("output_dir", None, "Where to write the assets. Default: <workspace>/demo/assets under "
                                         "`bazel run` (BUILD_WORKSPACE_DIRECTORY), else assets/ next to this file.")
-flags.DEFINE_bool("check", True, "Print the new checkpoint's mean mask IoU on both corpora of the snapshot.")
+flags.DEFINE_bool("check", True, "Print the checkpoint's mean mask IoU on both corpora of the snapshot.")
 
 SNAPSHOT = "snapshot"
 CHECKPOINT = "pottery-seg-demo.pt"
+flags.DEFINE_multi_enum("parts", [SNAPSHOT, CHECKPOINT], [SNAPSHOT, CHECKPOINT],
+                        "Which assets to rebuild (repeat the flag, or comma-separate); the others are kept "
+                        "as committed. The check then reads the kept ones.")
 
 
 def _assets_dir():
@@ -42,12 +46,10 @@ def _assets_dir():
     return pathlib.Path(__file__).resolve().parent / "assets"
 
 
-def _mean_ious(checkpoint, root, evaluated):
+def _mean_ious(checkpoint, root, evaluated, config_dir):
     """Mean IoU per corpus of the checkpoint's masks, predicted the way the gate's candidate backend does
-    (training image size, conf 0.25, retina masks, union of instances)."""
-    from ultralytics import YOLO
-
-    model = YOLO(str(checkpoint))
+    (training image size, conf 0.25, retina masks, union of instances, one image per request)."""
+    model = train_checkpoint.offline_ultralytics(config_dir).YOLO(str(checkpoint))
     assert model.task == "segment", model.task
     ious = {}
     for corpus, image, truth in evaluated:
@@ -61,7 +63,10 @@ def _mean_ious(checkpoint, root, evaluated):
 
 
 def _replace(target, staging):
-    """Swap `staging` in as `target` with renames, removing the previous `target` afterwards."""
+    """Swap `staging` (a file or a folder) in as `target` with renames, removing the previous `target`."""
+    if staging.is_file():
+        os.replace(staging, target)
+        return
     previous = target.with_name(f".{target.name}-previous")
     shutil.rmtree(previous, ignore_errors=True)
     if target.exists():
@@ -72,29 +77,36 @@ def _replace(target, staging):
 
 def main(argv):
     del argv  # unused
+    parts = set(FLAGS.parts)
     assets = _assets_dir()
-    assets.parent.mkdir(parents=True, exist_ok=True)
+    assets.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{assets.name}-staging-", dir=assets.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would otherwise become the assets' permissions
     try:
+        # Always drawn (seconds): the check needs its masks. Same seed, same bytes as the committed one
+        # unless the generator changed, and then only --parts=snapshot puts it in place.
         started = time.monotonic()
         evaluated = generate_snapshot.write_snapshot(staging / SNAPSHOT, FLAGS.snapshot_seed)
         print(f"snapshot: {len(evaluated)} evaluated images in {time.monotonic() - started:.1f} s")
-        with tempfile.TemporaryDirectory(prefix="pottery-demo-train-") as work:
-            work = pathlib.Path(work)
-            started = time.monotonic()
-            data = generate_snapshot.write_training_set(work / "dataset", FLAGS.train_seed)
-            print(f"training set: {time.monotonic() - started:.1f} s")
-            started = time.monotonic()
-            train_checkpoint.train(data, staging / CHECKPOINT, work, epochs=FLAGS.epochs)
-            print(f"training: {time.monotonic() - started:.1f} s")
+        if CHECKPOINT in parts:
+            with tempfile.TemporaryDirectory(prefix="pottery-demo-train-") as work:
+                work = pathlib.Path(work)
+                started = time.monotonic()
+                data = generate_snapshot.write_training_set(work / "dataset", FLAGS.train_seed)
+                print(f"training set: {time.monotonic() - started:.1f} s")
+                started = time.monotonic()
+                train_checkpoint.train(data, staging / CHECKPOINT, work, epochs=FLAGS.epochs)
+                print(f"training: {time.monotonic() - started:.1f} s")
         if FLAGS.check:
-            for corpus, iou in sorted(_mean_ious(staging / CHECKPOINT, staging / SNAPSHOT, evaluated).items()):
+            checkpoint = (staging if CHECKPOINT in parts else assets) / CHECKPOINT
+            for corpus, iou in sorted(_mean_ious(checkpoint, staging / SNAPSHOT, evaluated,
+                                                         staging / "ultralytics-config").items()):
                 print(f"mean mask IoU, {corpus}: {iou:.3f}")
-        _replace(assets, staging)
+        for part in sorted(parts):
+            _replace(assets / part, staging / part)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"wrote {assets}")
+    print(f"wrote {', '.join(sorted(parts))} in {assets}")
 
 
 if __name__ == "__main__":

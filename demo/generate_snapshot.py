@@ -5,6 +5,8 @@ vase, or cup with a ring handle whose hole is background) on a table in front of
 failure modes named in configs/success_criteria.yaml: glossy highlights, white on white, cast shadows
 (darkened table, never part of the pot), busy backgrounds, thin handles.
 
+Photos come in several shapes (PHOTO_SIZES: landscape, portrait, square, odd sizes), as customers'
+do, so the demo runs the candidate on mixed-shape batches; training images keep the one TRAIN_SIZE.
 Scenes are drawn at SCALE x the output size and averaged down. The ground truth is the pot's coverage
 >= 0.5, the same half-coverage rule the gate uses to read masks, so it is exact by construction. The
 output depends only on the seed (and the numpy, Pillow and OpenCV versions): every image draws from
@@ -19,7 +21,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFilter
 
-WIDTH, HEIGHT = 256, 192
+TRAIN_SIZE = (256, 192)  # (width, height) of every training image
+# Sizes of the snapshot's photos, cycled through the test split and the CropRun rows: landscape, portrait,
+# square, and odd sizes whose letterboxed shapes coincide with (or differ from) the others'.
+PHOTO_SIZES = ((256, 192), (192, 256), (224, 224), (241, 179), (163, 287), (320, 160))
 SCALE = 2
 JPEG_QUALITY = 90
 KINDS = ("bowl", "vase", "cup")
@@ -243,22 +248,23 @@ def _cast_shadow(covered, base, light, rng, long):
     return alpha * (rng.uniform(0.45, 0.6) if long else 0.35)
 
 
-def render(scene, rng):
-    """Draw `scene`; returns (RGB uint8 HEIGHTxWIDTHx3, mask bool HEIGHTxWIDTH)."""
-    Y, X = np.mgrid[0:HEIGHT * SCALE, 0:WIDTH * SCALE].astype(np.float32) + 0.5
+def render(scene, rng, size=TRAIN_SIZE):
+    """Draw `scene` at `size` (width, height); returns (RGB uint8 (H, W, 3), mask bool (H, W))."""
+    width, height = size
+    Y, X = np.mgrid[0:height * SCALE, 0:width * SCALE].astype(np.float32) + 0.5
     rgb, horizon = _backdrop(scene, rng, X, Y)
     pot, covered, base, light = _pot(scene, rng, X, Y, horizon)
     rgb *= 1 - _cast_shadow(covered, base, light, rng, long=scene.shadow)[..., None]
     rgb = np.where(covered[..., None], pot, rgb)
-    rgb = rgb.reshape(HEIGHT, SCALE, WIDTH, SCALE, 3).mean(axis=(1, 3))
-    coverage = covered.reshape(HEIGHT, SCALE, WIDTH, SCALE).mean(axis=(1, 3))
+    rgb = rgb.reshape(height, SCALE, width, SCALE, 3).mean(axis=(1, 3))
+    coverage = covered.reshape(height, SCALE, width, SCALE).mean(axis=(1, 3))
     rgb += rng.normal(0, 0.012, rgb.shape)
     return np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8), coverage >= 0.5
 
 
-def render_indexed(scene, seed, stream, index):
+def render_indexed(scene, seed, stream, index, size=TRAIN_SIZE):
     """render() with the image's own generator, so one image never depends on another."""
-    return render(scene, np.random.default_rng([seed, stream, index]))
+    return render(scene, np.random.default_rng([seed, stream, index]), size)
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -379,7 +385,8 @@ def write_snapshot(root, seed):
         f'(demo/generate_snapshot.py, seed {seed}). Not customer photos."\n')
     for number, (kind, variants, truth) in enumerate(TEST_SPLIT, start=1):
         stem = "-".join([f"t{number:02d}", kind, *variants])
-        rgb, mask = render_indexed(scene(kind, *variants), seed, TEST_STREAM, number)
+        size = PHOTO_SIZES[(number - 1) % len(PHOTO_SIZES)]
+        rgb, mask = render_indexed(scene(kind, *variants), seed, TEST_STREAM, number, size)
         test = root / "test"
         _save(rgb, mask, test / "images" / f"{stem}.jpg",
               test / "masks" / f"{stem}.png" if truth == "mask" else None)
@@ -395,7 +402,8 @@ def write_snapshot(root, seed):
     for number, index in zip(numbers, rng.permutation(len(FLAGGED_ROWS))):
         kind, variants, source_type, annotation, notes = FLAGGED_ROWS[index]
         row_id = f"cr-{number:04d}"
-        rgb, mask = render_indexed(scene(kind, *variants), seed, FLAGGED_STREAM, int(index))
+        size = PHOTO_SIZES[int(index) % len(PHOTO_SIZES)]
+        rgb, mask = render_indexed(scene(kind, *variants), seed, FLAGGED_STREAM, int(index), size)
         flagged = root / "flagged"
         _save(rgb, mask, flagged / "images" / f"{row_id}.jpg",
               flagged / "masks" / f"{row_id}.png" if annotation else None)

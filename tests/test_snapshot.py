@@ -8,7 +8,7 @@ import pytest
 from eval.errors import GateInputError
 from eval.inputs import images
 from eval.inputs import snapshot
-from tests.support import crop_run, pot_photo, write_snapshot
+from tests.support import DEMO_SNAPSHOT, crop_run, pot_photo, write_snapshot
 
 
 def test_flagged_corpus_keeps_human_rows_with_ground_truth(tmp_path):
@@ -22,6 +22,18 @@ def test_flagged_corpus_keeps_human_rows_with_ground_truth(tmp_path):
         ("b", snapshot.NOT_HUMAN), ("c", snapshot.NO_ANNOTATION), ("e", snapshot.NOT_HUMAN)]
     assert [i.image_id for i in snap.items if i.corpus == "test"] == ["t0", "t1"]
     assert snap.version == "tiny-v1"
+
+
+def test_demo_photos_come_in_several_shapes_in_both_corpora():
+    """So the demo batches photos of mixed shapes, as customers' are (issue 9)."""
+    sizes = {}
+    for item in snapshot.load_snapshot(DEMO_SNAPSHOT).items:
+        with images._PILLOW_OPEN(item.image_path) as img:
+            sizes.setdefault(item.corpus, set()).add(img.size)
+    for corpus, seen in sizes.items():
+        assert any(w > h for w, h in seen) and any(w < h for w, h in seen) and any(w == h for w, h in seen), corpus
+        assert any(w % 2 and h % 2 for w, h in seen), (corpus, seen)  # odd sizes too
+        assert len(seen) >= 5, (corpus, seen)
 
 
 def test_digest_changes_with_content_not_with_location(tmp_path):
