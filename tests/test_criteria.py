@@ -32,6 +32,15 @@ def test_values_come_from_the_file(tmp_path):
     assert criteria.class_ids == ("gloss", "studio_b")
 
 
+def test_boundary_iou_kinds_load_and_are_optional(tmp_path):
+    text = VALID + ("  - {id: edges, kind: min_mean_boundary_iou, corpus: test, failure_class: all, threshold: 0.6}\n"
+                    "  - {id: edges_regress, kind: max_mean_boundary_iou_regression, corpus: flagged, "
+                    "failure_class: each, threshold: 0.05}\n")
+    kinds = [c.kind for c in load_criteria(write(tmp_path, text)).criteria]
+    assert kinds == ["min_pass_rate", "max_mean_iou_regression", "min_mean_boundary_iou",
+                     "max_mean_boundary_iou_regression"]
+
+
 @pytest.mark.parametrize("notes, source, expected", [
     ("Very SHINY glaze", {}, ("gloss",)),
     ("shiny pot", {"deployment": "studio-b"}, ("gloss", "studio_b")),  # several classes

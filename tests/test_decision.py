@@ -6,12 +6,16 @@ import sys
 import pytest
 
 from eval.decision import decide as decision
-from eval.inputs.criteria import Criterion, SuccessCriteria
+from eval.inputs.criteria import KINDS, Criterion, SuccessCriteria
 from eval.scoring.scores import aggregate, image_score
 from tests.support import binary
 
 FULL = binary(["1111", "1111"])
 HALF = binary(["1100", "1100"])  # IoU 0.5 against FULL
+# On 6x6 (d = 1), a 4x4 square's band is its 12-px ring; the same square missing its right column has a
+# 10-px ring sharing 8 of them: Boundary IoU 8 / 14 = 0.571429, while mask IoU is 12 / 16 = 0.75.
+BIG = binary(["000000", "011110", "011110", "011110", "011110", "000000"])
+CUT = binary(["000000", "011100", "011100", "011100", "011100", "000000"])
 
 
 def criteria(*items, min_images=2, threshold=0.75):
@@ -57,6 +61,40 @@ def test_no_go_on_regression_against_the_baseline():
     assert d.recommendation == "no-go"
     assert d.deciding.observed == pytest.approx(0.25)  # rembg 1.0, candidate 0.75
     assert "regression" in d.deciding.summary
+
+
+def boundary_scores(candidate_masks, baseline_masks):
+    out = []
+    for i, (cand, base) in enumerate(zip(candidate_masks, baseline_masks)):
+        out.append(image_score("candidate", "test", f"i{i}", (), BIG, cand, 0.75))
+        out.append(image_score("rembg", "test", f"i{i}", (), BIG, base, 0.75))
+    return aggregate(out)
+
+
+def test_every_criteria_kind_has_a_row_in_the_decision_table():
+    assert set(decision.KINDS) == set(KINDS)
+
+
+def test_min_mean_boundary_iou():
+    aggs = boundary_scores([CUT, BIG], [BIG, BIG])  # candidate Boundary IoU 8/14 and 1: mean 11/14
+    assert {a.boundary_iou["mean"] for a in aggs if a.source_backend == "candidate"} == {0.785714}
+    low = Criterion("edges", "min_mean_boundary_iou", "test", "all", 0.8)
+    d = decision.decide(criteria(low), aggs, 0)
+    assert (d.recommendation, d.deciding.id, d.deciding.observed) == ("no-go", "edges", 0.785714)
+    assert d.deciding.margin == pytest.approx(-0.014286)
+    assert "Boundary IoU" in d.deciding.summary
+    at_threshold = dataclasses.replace(low, threshold=0.785714)
+    assert decision.decide(criteria(at_threshold), aggs, 0).recommendation == "go"
+
+
+def test_max_mean_boundary_iou_regression_fails_where_mask_iou_does_not():
+    aggs = boundary_scores([CUT, BIG], [BIG, BIG])  # rembg 1.0; candidate mask IoU 0.875, boundary 11/14
+    mask = Criterion("mask", "max_mean_iou_regression", "test", "all", 0.2)
+    edges = Criterion("edges", "max_mean_boundary_iou_regression", "test", "all", 0.2)
+    d = decision.decide(criteria(mask, edges), aggs, 0)
+    assert [r.status for r in d.results[1:]] == ["pass", "fail"]
+    assert (d.deciding.id, d.deciding.observed) == ("edges", 0.214286)
+    assert "(candidate 0.7857 vs rembg 1.0000)" in d.deciding.summary
 
 
 def test_threshold_is_inclusive():

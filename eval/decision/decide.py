@@ -9,10 +9,29 @@ PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
 COMPLETENESS_ID = "evaluation_complete"
 CANDIDATE, BASELINE = "candidate", "rembg"
 
-_OBSERVED = {
-    "min_pass_rate": ("candidate pass rate", ">="),
-    "min_mean_iou": ("candidate mean IoU", ">="),
-    "max_mean_iou_regression": ("mean-IoU regression vs rembg", "<="),
+
+@dataclasses.dataclass(frozen=True)
+class _Kind:
+    """How a criterion kind is measured: a statistic of an Aggregate, the direction, and the reference.
+
+    With `vs_baseline`, the observed value is the baseline's statistic minus the candidate's (a
+    regression, positive when the candidate is worse); otherwise it is the candidate's statistic.
+    """
+
+    label: str
+    statistic: object  # Aggregate -> float
+    op: str  # ">=": observed must reach the threshold; "<=": must not exceed it
+    vs_baseline: bool = False
+
+
+# One row per kind of eval.inputs.criteria.KINDS (a test keeps them equal).
+KINDS = {
+    "min_pass_rate": _Kind("candidate pass rate", lambda a: a.pass_rate, ">="),
+    "min_mean_iou": _Kind("candidate mean IoU", lambda a: a.mask_iou["mean"], ">="),
+    "max_mean_iou_regression": _Kind("mean-IoU regression vs rembg", lambda a: a.mask_iou["mean"], "<=", True),
+    "min_mean_boundary_iou": _Kind("candidate mean Boundary IoU", lambda a: a.boundary_iou["mean"], ">="),
+    "max_mean_boundary_iou_regression": _Kind("mean-Boundary-IoU regression vs rembg",
+                                              lambda a: a.boundary_iou["mean"], "<=", True),
 }
 
 
@@ -58,7 +77,7 @@ def _measure(criterion, failure_class, table, min_images):
     candidate = table.get((CANDIDATE, criterion.corpus, failure_class))
     baseline = table.get((BASELINE, criterion.corpus, failure_class))
     n = candidate.n_images if candidate else 0
-    label, op = _OBSERVED[criterion.kind]
+    kind = KINDS[criterion.kind]
     where = f"{criterion.corpus}/{failure_class}"
     base = dict(id=criterion.id if criterion.failure_class != EACH else f"{criterion.id}[{failure_class}]",
                 kind=criterion.kind, corpus=criterion.corpus, failure_class=failure_class,
@@ -67,18 +86,13 @@ def _measure(criterion, failure_class, table, min_images):
         return CriterionResult(**base, observed=None, margin=None, status=INSUFFICIENT,
                                summary=f"insufficient data on {where}: {n} image(s), the criteria require "
                                        f"at least {min_images}")
-    if criterion.kind == "min_pass_rate":
-        observed = candidate.pass_rate
-    elif criterion.kind == "min_mean_iou":
-        observed = candidate.mask_iou["mean"]
-    else:
-        observed = round_metric(baseline.mask_iou["mean"] - candidate.mask_iou["mean"])
-    margin = round_metric(observed - criterion.threshold if op == ">=" else criterion.threshold - observed)
+    cand_value, base_value = kind.statistic(candidate), kind.statistic(baseline)
+    observed = round_metric(base_value - cand_value) if kind.vs_baseline else cand_value
+    margin = round_metric(observed - criterion.threshold if kind.op == ">=" else criterion.threshold - observed)
     status = PASS if margin >= 0 else FAIL
-    detail = (f" (candidate {candidate.mask_iou['mean']:.4f} vs rembg {baseline.mask_iou['mean']:.4f})"
-              if criterion.kind == "max_mean_iou_regression" else "")
+    detail = f" (candidate {cand_value:.4f} vs rembg {base_value:.4f})" if kind.vs_baseline else ""
     return CriterionResult(**base, observed=observed, margin=margin, status=status,
-                           summary=f"{label} {observed:.4f} on {where} (n={n}){detail} must be {op} "
+                           summary=f"{kind.label} {observed:.4f} on {where} (n={n}){detail} must be {kind.op} "
                                    f"{criterion.threshold:.4f}")
 
 

@@ -12,7 +12,8 @@ from eval.errors import GateInputError
 from eval.inputs.yaml_config import load_yaml
 
 CORPORA = ("test", "flagged")
-KINDS = ("min_pass_rate", "min_mean_iou", "max_mean_iou_regression")
+KINDS = ("min_pass_rate", "min_mean_iou", "max_mean_iou_regression", "min_mean_boundary_iou",
+         "max_mean_boundary_iou_regression")
 ALL = "all"
 EACH = "each"
 UNCLASSIFIED = "unclassified"

@@ -76,6 +76,8 @@ def _side_by_side(result):
             "base_precision": base.precision_mean, "cand_precision": cand.precision_mean,
             "base_recall": base.recall_mean, "cand_recall": cand.recall_mean,
             "base_bbox": base.bbox_iou_secondary_mean, "cand_bbox": cand.bbox_iou_secondary_mean,
+            "base_boundary": base.boundary_iou["mean"], "cand_boundary": cand.boundary_iou["mean"],
+            "delta_boundary": cand.boundary_iou["mean"] - base.boundary_iou["mean"],
         })
     return rows
 

@@ -27,6 +27,7 @@ class ImageScore:
     precision: float
     recall: float
     bbox_iou_secondary: float
+    boundary_iou: float  # secondary, like bbox IoU: no pass/fail of its own unless a criterion names it
     passed: bool
     true_positive_pixels: int
     predicted_pixels: int
@@ -38,7 +39,8 @@ def image_score(backend, corpus, image_id, failure_classes, ground_truth, predic
     s = metrics.score_masks(ground_truth, prediction)
     iou = round_metric(s.mask_iou)
     return ImageScore(backend, corpus, image_id, tuple(failure_classes), iou, round_metric(s.precision),
-                      round_metric(s.recall), round_metric(s.bbox_iou), iou >= iou_threshold, s.counts.true_positive,
+                      round_metric(s.recall), round_metric(s.bbox_iou), round_metric(s.boundary_iou),
+                      iou >= iou_threshold, s.counts.true_positive,
                       s.counts.predicted, s.counts.ground_truth)
 
 
@@ -53,6 +55,7 @@ class Aggregate:
     recall_mean: float
     pass_rate: float
     bbox_iou_secondary_mean: float
+    boundary_iou: dict  # mean, median, p10, p90 (secondary)
 
     @property
     def key(self):
@@ -63,9 +66,12 @@ def _aggregate(key, scores):
     def mean(field):
         return round_metric(sum(getattr(s, field) for s in scores) / len(scores))
 
-    iou = {k: round_metric(v) for k, v in metrics.distribution([s.mask_iou for s in scores]).items()}
-    return Aggregate(*key, len(scores), iou, mean("precision"), mean("recall"),
-                     round_metric(sum(s.passed for s in scores) / len(scores)), mean("bbox_iou_secondary"))
+    def distribution(field):
+        return {k: round_metric(v) for k, v in metrics.distribution([getattr(s, field) for s in scores]).items()}
+
+    return Aggregate(*key, len(scores), distribution("mask_iou"), mean("precision"), mean("recall"),
+                     round_metric(sum(s.passed for s in scores) / len(scores)), mean("bbox_iou_secondary"),
+                     distribution("boundary_iou"))
 
 
 def aggregate(scores):
