@@ -1,8 +1,10 @@
-"""Regenerate demo/assets/ (the dataset snapshot and the candidate checkpoint) from fixed seeds.
+"""Regenerate demo/assets/ (the dataset snapshot, its CropRun database and the candidate checkpoint) from
+fixed seeds.
 
     bazel run //demo:build_demo_assets      writes into the workspace's demo/assets/
     python -m demo.build_demo_assets        (from the repository root) writes next to this file
     ... -- --parts=snapshot                 rebuilds the snapshot only, keeping the committed checkpoint
+    ... -- --parts=croprun.sqlite --nocheck rebuilds the CropRun database from the committed snapshot (seconds)
 
 Same seeds, same bytes: the committed assets can be checked by rebuilding them. Everything is written
 to a staging directory beside the target and each part renamed into place, so an interrupted run never
@@ -19,7 +21,7 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-from demo import generate_snapshot, train_checkpoint
+from demo import build_croprun_db, generate_snapshot, train_checkpoint
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("snapshot_seed", 20250, "Seed of the snapshot (test split and flagged corpus).")
@@ -32,9 +34,12 @@ flags.DEFINE_bool("check", True, "Print the checkpoint's mean mask IoU on both c
 
 SNAPSHOT = "snapshot"
 CHECKPOINT = "pottery-seg-demo.pt"
-flags.DEFINE_multi_enum("parts", [SNAPSHOT, CHECKPOINT], [SNAPSHOT, CHECKPOINT],
+CROPRUN_DB = "croprun.sqlite"  # the CropRun database the snapshot's flagged corpus exports from
+flags.DEFINE_multi_enum("parts", [SNAPSHOT, CHECKPOINT, CROPRUN_DB], [SNAPSHOT, CHECKPOINT, CROPRUN_DB],
                         "Which assets to rebuild (repeat the flag, or comma-separate); the others are kept "
-                        "as committed. The check then reads the kept ones.")
+                        "as committed. The check then reads the kept ones; croprun.sqlite is built from the "
+                        "snapshot that ends up in place (the new one, or the committed one).")
+_CROPRUN_SCHEMA = pathlib.Path(__file__).resolve().parent.parent / "configs" / "croprun_schema.yaml"
 
 
 def _assets_dir():
@@ -97,6 +102,9 @@ def main(argv):
                 started = time.monotonic()
                 train_checkpoint.train(data, staging / CHECKPOINT, work, epochs=FLAGS.epochs)
                 print(f"training: {time.monotonic() - started:.1f} s")
+        if CROPRUN_DB in parts:
+            build_croprun_db.write_croprun_db((staging if SNAPSHOT in parts else assets) / SNAPSHOT,
+                                              staging / CROPRUN_DB, _CROPRUN_SCHEMA)
         if FLAGS.check:
             checkpoint = (staging if CHECKPOINT in parts else assets) / CHECKPOINT
             for corpus, iou in sorted(_mean_ious(checkpoint, staging / SNAPSHOT, evaluated,

@@ -17,6 +17,14 @@ if ! command -v bazel >/dev/null; then
   "${sudo[@]}" apt-get install -y -qq bazel-bootstrap bazel-rules-java >&2
 fi
 
+# --- PostgreSQL: the CropRun export tests start a throwaway server from Debian's binaries (no service).
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  log "installing postgresql (apt)"
+  sudo=(); [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq >&2
+  "${sudo[@]}" apt-get install -y -qq postgresql >&2
+fi
+
 # --- venv: outside the clone, keyed by lock + Python, so fresh clones and CI reuse it.
 command -v python3 >/dev/null || die "python3 not found"
 cache="${GATE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pottery-gate}"

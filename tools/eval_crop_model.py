@@ -17,7 +17,7 @@ import traceback
 
 from absl import app, flags
 
-from eval import sanitise
+from eval import cli, sanitise
 from eval.errors import GateInputError
 from eval.pipeline import GateOptions, run_gate
 from eval.runtime import user_path
@@ -62,19 +62,8 @@ _BASELINE_CACHE = flags.DEFINE_bool(
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
 
 
-def _parse_flags(argv):
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as err:
-        print(f"error: {sanitise.text(err)}\nRun with --help for the flags.", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
-
-
 def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {sanitise.text(argv[1:])}; all inputs are flags (see --help)",
-              file=sys.stderr)
-        return EXIT_ERROR
+    del argv  # only the program name: cli.parse_flags refuses anything else
     demo = _CHECKPOINT.value is None and _DATASET.value is None
     options = GateOptions(
         checkpoint=user_path(_CHECKPOINT.value) or str(_DEMO_CHECKPOINT),
@@ -110,4 +99,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -7,11 +7,15 @@
       test/labels/<stem>.txt   as YOLO-seg polygon labels (rasterised at image size); not both
       flagged/croprun.jsonl    CropRun rows (#421), one JSON object per line:
                                {"id", "image", "source": {"type", "backend", "deployment", "version"},
-                                "notes", "annotation": {"kind": "crop_annotation"|"hand_label", "mask"} | null}
+                                "notes", "annotation": {"kind": "crop_annotation"|"hand_label", "mask"} | null
+                                [, "excluded": <reason>]}
                                paths are relative to flagged/ and may not leave the snapshot
 
 Flagged corpus = rows with source.type == "human" and a ground-truth annotation; every other row is
-excluded and counted by reason. Structural problems (missing files or folders, malformed rows,
+excluded and counted by reason. A row may carry the reason it was excluded when the snapshot was made
+(`excluded`, e.g. a malformed CropRun.source: croprun_export/export.py), so the counts cover every row of
+the database. snapshot.yaml may record where the snapshot came from (`export`: the database, as_of, the
+schema mapping's digest, counts per exclusion reason), which the report shows. Structural problems (missing files or folders, malformed rows,
 duplicate ids, paths escaping the root) raise GateInputError; a problem confined to one image (a
 missing or undecodable file) is attached to that item so the gate can report it and refuse "go".
 """
@@ -34,14 +38,32 @@ TEST, FLAGGED = "test", "flagged"
 NOT_HUMAN = "source.type is not 'human'"
 NO_ANNOTATION = "no ground-truth annotation"
 
+VERSION_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z"  # names the report folder
+_COUNT = {"type": "integer", "minimum": 0}
+_EXPORT_SCHEMA = {  # written by croprun_export/export.py
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["database", "as_of", "schema_mapping_sha256", "croprun_rows", "excluded_rows"],
+    "properties": {
+        "database": {"type": "object", "additionalProperties": False, "required": ["kind", "name"],
+                     "properties": {"kind": {"enum": ["sqlite", "postgresql"]}, "name": {"type": "string"}}},
+        "as_of": {"type": "string", "minLength": 1},
+        "schema_mapping_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}\\Z"},
+        "croprun_rows": _COUNT,
+        "excluded_rows": {"type": "object", "additionalProperties": _COUNT},
+        "exclude_missing_truth": {"type": "boolean"},
+        "test_split": {"type": "string"},
+    },
+}
 _MANIFEST_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "required": ["format", "version"],
     "properties": {
         "format": {"const": FORMAT},
-        "version": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\\Z"},  # names the report folder
+        "version": {"type": "string", "pattern": VERSION_PATTERN},
         "description": {"type": "string"},
+        "export": _EXPORT_SCHEMA,
     },
 }
 _SOURCE_FIELD = {"type": ["string", "null"]}
@@ -59,6 +81,7 @@ _ROW_SCHEMA = {
             "properties": {f: _SOURCE_FIELD for f in ("type", "backend", "deployment", "version")},
         },
         "notes": {"type": ["string", "null"]},
+        "excluded": {"type": "string", "minLength": 1, "maxLength": 200},
         "annotation": {"oneOf": [
             {"type": "null"},
             {"type": "object", "additionalProperties": False, "required": ["kind", "mask"],
@@ -97,6 +120,7 @@ class Snapshot:
     sha256: str  # digest of every file the evaluation reads, with its relative path
     items: tuple  # EvalItem, sorted by (corpus, image_id)
     exclusions: tuple  # Exclusion of flagged rows, in file order
+    export: dict | None = None  # snapshot.yaml's `export` provenance, when a database export made it
 
 
 def _test_items(root):
@@ -186,6 +210,9 @@ def _flagged_items(root):
         if row["id"] in lines:
             raise GateInputError(where, f"duplicate CropRun id {row['id']!r} (first on line {lines[row['id']]})")
         lines[row["id"]] = number
+        if "excluded" in row:
+            exclusions.append(Exclusion(row["id"], row["excluded"]))
+            continue
         if row["source"]["type"] != "human":
             exclusions.append(Exclusion(row["id"], NOT_HUMAN))
             continue
@@ -228,4 +255,4 @@ def load_snapshot(root):
     read.update(p for i in items if i.problem is None for p in (i.image_path, i.truth_path))
     listing = "".join(f"{p.relative_to(root).as_posix()}\t{file_digest(p)}\n" for p in sorted(read))
     return Snapshot(root, manifest["version"], hashlib.sha256(listing.encode()).hexdigest(), tuple(items),
-                    tuple(exclusions))
+                    tuple(exclusions), manifest.get("export"))

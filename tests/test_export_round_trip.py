@@ -1,0 +1,63 @@
+"""Round trip: the demo CropRun database exports back to the committed demo snapshot, and the gate on the
+export gives the committed golden report's metrics rows (one gate run)."""
+
+import json
+import sys
+
+import pytest
+
+from croprun_export.export import ExportOptions, export_snapshot
+from demo.build_croprun_db import DEMO_AS_OF
+from eval.inputs.snapshot import load_snapshot
+from tests.support import DEMO_CHECKPOINT, DEMO_REPORT, DEMO_SNAPSHOT, REPO, run_cli, scratch_dir
+
+DEMO_DB = (REPO / "demo" / "assets" / "croprun.sqlite").resolve()
+SCHEMA = REPO / "configs" / "croprun_schema.yaml"
+_ROWS = ("recommendation", "deciding_criterion", "criteria_results", "aggregates", "per_image", "not_evaluated",
+         "excluded_rows")
+
+
+@pytest.fixture(scope="module")
+def exported():
+    base = scratch_dir()
+    result = export_snapshot(ExportOptions(
+        database_url=f"sqlite:///{DEMO_DB}", media_root=str(DEMO_SNAPSHOT), test_split=str(DEMO_SNAPSHOT / "test"),
+        as_of=DEMO_AS_OF, version="demo-db-v1", output=str(base / "snapshots"), schema=str(SCHEMA), quiet=True))
+    return base, result
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_export_is_the_committed_snapshot_but_for_its_manifest(exported):
+    _, result = exported
+    ours, committed = load_snapshot(result.path), load_snapshot(DEMO_SNAPSHOT)
+    describe = lambda s: [(i.corpus, i.image_id, i.truth_kind, i.notes, i.source) for i in s.items]  # noqa: E731
+    assert describe(ours) == describe(committed)
+    assert ours.exclusions == committed.exclusions
+    for part in ("flagged", "test"):
+        assert _tree(result.path / part) == _tree(DEMO_SNAPSHOT / part), part
+    assert ours.export["excluded_rows"] == {"no ground-truth annotation": 3, "source.type is not 'human'": 3}
+    assert ours.export["croprun_rows"] == 30 and ours.export["database"] == {"kind": "sqlite", "name": "croprun.sqlite"}
+
+
+def test_the_gate_on_the_export_gives_the_golden_metrics_rows(exported):
+    base, result = exported
+    done = run_cli("--checkpoint", str(DEMO_CHECKPOINT), "--dataset", str(result.path),
+                   "--output_dir", str(base / "report"), "--quiet")
+    assert done.returncode in (0, 1), done.stderr
+    metrics = json.loads((base / "report" / "metrics.json").read_text())
+    golden = json.loads((DEMO_REPORT / "metrics.json").read_text())
+    for key in _ROWS:
+        assert metrics[key] == golden[key], key
+    assert metrics["provenance"]["dataset"]["export"] == load_snapshot(result.path).export
+    assert metrics["provenance"]["dataset"]["sha256"] == result.sha256
+    report = (base / "report" / "report.md").read_text()
+    assert ("| exported from | CropRun sqlite database croprun.sqlite, rows created up to 2026-11-20T00:00:00Z "
+            "(30 rows)") in report
+    assert "excluded: no ground-truth annotation 3, source.type is not 'human' 3 |" in report
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
