@@ -9,6 +9,7 @@ from eval.errors import GateInputError
 from eval.inputs import images
 from eval.inputs.snapshot import FLAGGED, TEST
 from eval.report import gallery as gallery_lib
+from eval.scoring.class_audit import audit_classes
 from eval.scoring.scores import aggregate, image_score
 
 
@@ -30,6 +31,7 @@ class GateResult:
     gallery_best: tuple
     gallery_worst: tuple
     example_values: bool
+    class_audit: tuple = ()  # eval.scoring.class_audit.ClassAudit per failure class, for #413's owners
 
 
 def _decode(item):
@@ -114,9 +116,8 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
                 scores.extend(pair.values())
                 delta = gallery_lib.iou_delta(pair[BASELINE].mask_iou, pair[CANDIDATE].mask_iou)
                 if picker.wants(delta, item.corpus, item.image_id):
-                    picker.add(gallery_lib.make_case(
-                        item.corpus, item.image_id, pair[BASELINE].mask_iou, pair[CANDIDATE].mask_iou, photo, truth,
-                        predictions[BASELINE][key], predictions[CANDIDATE][key]))
+                    picker.add(gallery_lib.make_case(pair[BASELINE], pair[CANDIDATE], photo, truth,
+                                                     predictions[BASELINE][key], predictions[CANDIDATE][key]))
             if progress:
                 progress.advance(len(batch))
     return ShardResult(tuple(scores), tuple(missing), picker.best + picker.worst)
@@ -135,8 +136,9 @@ def combine(shards, snapshot, criteria, provenance, gallery_size=3):
                                                   gallery_size)
     aggregates = aggregate(scores)
     decision = decide(criteria, aggregates, len(not_evaluated))
+    flagged = [(i.image_id, i.notes, dict(i.source)) for i in snapshot.items if i.corpus == FLAGGED]
     return GateResult(provenance, tuple(scores), aggregates, not_evaluated, snapshot.exclusions, decision,
-                      picker.best, picker.worst, criteria.example_values)
+                      picker.best, picker.worst, criteria.example_values, audit_classes(criteria, flagged))
 
 
 def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None):

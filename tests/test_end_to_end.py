@@ -5,6 +5,7 @@ import re
 import sys
 
 import pytest
+from PIL import Image
 
 from tests.support import DEMO_REPORT, last_line, run_cli, scratch_dir
 
@@ -66,6 +67,26 @@ def test_gallery_images_referenced_by_the_report_exist(demo_runs):
     assert referenced
     for relative in referenced:
         assert (base / "run1" / relative).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_cli_closes_with_what_its_exit_status_means(demo_runs):
+    _, runs = demo_runs
+    status = runs[0].returncode
+    closing = runs[0].stderr.rstrip("\n").splitlines()[-1]
+    assert closing.startswith(f"exit status {status} = {('go', 'no-go')[status]}:"), runs[0].stderr
+    if status == 1:
+        assert "the gate working" in closing
+    assert runs[0].stdout.rstrip("\n").splitlines()[-1].startswith("recommendation: ")
+
+
+def test_gallery_panels_are_tall_and_the_folder_stays_small(demo_runs):
+    base, _ = demo_runs
+    panels = sorted((base / "run1" / "gallery").glob("*.png"))
+    assert panels
+    for panel in panels:
+        with Image.open(panel) as image:
+            assert image.height >= 256 + 40, panel.name  # 256 px tiles, captions and the legend
+    assert sum(p.stat().st_size for p in panels) < 5_000_000
 
 
 def test_rerun_is_byte_identical_with_a_warm_cache(demo_runs):

@@ -219,7 +219,9 @@ def test_user_text_is_escaped_in_the_report_and_gallery_file_names(partial_run):
         assert raw not in report, raw
     assert "&lt;script&gt;" in report and "&lt;img src=x" in report
     assert not any(line.startswith(("# H", "## injected")) for line in report.splitlines())
-    assert "injected" not in report  # notes are used for classification only, never printed
+    audit = report.split("## Failure-class mapping", 1)[1].split("\n## ", 1)[0]
+    assert "**glossy**" in audit  # notes are printed only in the class audit, escaped, the match in bold
+    assert "injected" not in report.replace(audit, "")
     gallery = sorted(p.name for p in (out / "gallery").iterdir())
     assert gallery and all(re.fullmatch(r"[A-Za-z0-9_.-]+", name) for name in gallery), gallery
     for name in re.findall(r"\]\(gallery/([^)]*)\)", report):

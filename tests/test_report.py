@@ -1,10 +1,23 @@
-"""User-written text cannot inject Markdown or HTML into the report."""
+"""The report a reviewer reads: escaped user text, yes/no checks, decision-first tables, listed rows, panels."""
 
+import dataclasses
+import io
+import json
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from eval.decision.decide import BASELINE, CANDIDATE, COMPLETENESS_ID, decide
+from eval.gate import GateResult, NotEvaluated
+from eval.inputs.criteria import load_criteria
+from eval.inputs.snapshot import Exclusion
+from eval.report import gallery, render
 from eval.report.render import markdown_text
+from eval.scoring.class_audit import audit_classes
+from eval.scoring.scores import aggregate, image_score
+from tests.support import DEMO_REPORT, VALID_CRITERIA, scratch_dir
 
 
 @pytest.mark.parametrize("raw, rendered", [
@@ -17,6 +30,115 @@ from eval.report.render import markdown_text
 ])
 def test_markdown_text_escapes(raw, rendered):
     assert markdown_text(raw) == rendered
+
+
+TRUTH = np.zeros((8, 8), bool)
+TRUTH[2:6, 2:6] = True
+CUT = TRUTH.copy()
+CUT[2:6, 5] = False  # mask IoU 0.75
+
+
+def _result(not_evaluated=()):
+    """Flagged images in two classes: the candidate regresses on `gloss` (that criterion decides), not on
+    `studio_b`; one image is in no class, which no criterion names."""
+    path = scratch_dir() / "criteria.yaml"
+    path.write_text(VALID_CRITERIA)
+    criteria = load_criteria(path)
+    rows = [("a1", "glossy", {}), ("a2", "so shiny", {}), ("b1", "x", {"deployment": "studio-b"}),
+            ("b2", "y", {"deployment": "studio-b"}), ("c1", "<b>odd</b> **note**", {})]
+    scores = []
+    for image_id, notes, source in rows:
+        classes = criteria.classify(notes, source)
+        scores += [image_score(BASELINE, "flagged", image_id, classes, TRUTH, TRUTH, 0.8),
+                   image_score(CANDIDATE, "flagged", image_id, classes, TRUTH,
+                               CUT if image_id.startswith("a") else TRUTH, 0.8)]
+    aggregates = aggregate(scores)
+    provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
+    exclusions = (Exclusion("cr|<i>9</i>", "no ground-truth annotation"), Exclusion("cr-8", "source.type is not 'human'"))
+    decision = decide(criteria, aggregates, len(not_evaluated))
+    return GateResult(provenance, tuple(scores), aggregates, tuple(not_evaluated), exclusions, decision, (), (),
+                      False, audit_classes(criteria, rows))
+
+
+def _report(result):
+    return render.report_markdown(result, "t").decode()
+
+
+def _criteria_row(report, criterion_id):
+    return next(line for line in report.splitlines() if line.startswith(f"| {criterion_id} |")).split(" | ")
+
+
+def test_yes_no_check_renders_as_yes_no_not_numbers():
+    complete = _criteria_row(_report(_result()), COMPLETENESS_ID)
+    assert complete[2:6] == ["yes", "yes", "", "5"]  # observed, threshold, margin, n (images evaluated)
+    incomplete = _result((NotEvaluated("flagged", "z9", "cannot decode image"),))
+    assert _criteria_row(_report(incomplete), COMPLETENESS_ID)[2:4] == ["no", "yes"]
+    assert incomplete.decision.deciding.id == COMPLETENESS_ID
+    assert _criteria_row(_report(_result()), "pass_rate")[2:5] == ["0.600", "0.500", "0.100"]  # numbers stay
+
+
+def _table_rows(report, heading):
+    section = report.split(heading, 1)[1].split("\n## ", 1)[0]
+    return [line.split(" | ")[:3] for line in section.splitlines() if line.startswith("| flagged |")]
+
+
+def test_per_class_tables_put_what_decided_first_and_show_n():
+    result = _result()
+    assert result.decision.deciding.id == "regress[gloss]"
+    report = _report(result)
+    for heading in ("mask IoU and Boundary IoU", "mask IoU distribution", "pass rate, pixel precision"):
+        rows = _table_rows(report, heading)
+        assert [r[1] for r in rows] == ["gloss", "all", "studio\\_b", "unclassified"], heading
+        assert [r[2] for r in rows] == ["2", "5", "2", "1"]  # n beside the means
+    # gloss: the deciding (failed) criterion's class; then the passes, tightest margin first (pass_rate on
+    # flagged/all and regress[studio_b] both by 0.1, in file order); unclassified, which no criterion names, last.
+
+
+def test_excluded_and_not_evaluated_rows_are_listed_by_id_and_reason_collapsed():
+    report = _report(_result((NotEvaluated("flagged", "z|9", "cannot decode <image>"),)))
+    assert "## Images not evaluated (1)" in report
+    assert "- flagged / z\\|9: cannot decode &lt;image&gt;" in report
+    assert "## Flagged rows excluded from the corpus (2)" in report
+    details = report.split("## Flagged rows excluded", 1)[1].split("<details>", 1)[1].split("</details>", 1)[0]
+    assert "- cr\\|&lt;i&gt;9&lt;/i&gt;: no ground-truth annotation" in details
+    assert "- cr-8: source.type is not 'human'" in details
+    assert "None: every eligible image" in _report(_result())
+
+
+def test_class_audit_in_the_report_escapes_notes_and_bolds_the_match():
+    report = _report(_result())
+    audit = report.split("## Failure-class mapping", 1)[1]
+    assert "<summary>gloss 2, studio\\_b 2, unclassified 1</summary>" in audit
+    assert "  - a2 (notes): so **shiny**" in audit
+    assert "  - b1 (source): x" in audit
+    assert "  - c1 (none): &lt;b&gt;odd&lt;/b&gt; \\*\\*note\\*\\*" in audit
+    assert report.rstrip("\n").splitlines()[-1].startswith("recommendation: no-go")
+    document = json.loads(render.metrics_json(_result()))
+    assert [a["failure_class"] for a in document["failure_class_audit"]] == ["gloss", "studio_b", "unclassified"]
+
+
+def _panel(baseline_boundary=0.5, height=96, width=128):
+    truth = np.zeros((height, width), bool)
+    truth[height // 4:3 * height // 4, width // 4:3 * width // 4] = True
+    base = image_score(BASELINE, "test", "p", (), truth, truth, 0.8)
+    cand = image_score(CANDIDATE, "test", "p", (), truth, np.roll(truth, 3, axis=1), 0.8)
+    case = gallery.make_case(dataclasses.replace(base, boundary_iou=baseline_boundary), cand,
+                             np.full((height, width, 3), 128, np.uint8), truth, truth, np.roll(truth, 3, axis=1))
+    return Image.open(io.BytesIO(gallery.render_panel(case))).convert("RGB")
+
+
+def test_gallery_panel_is_tall_and_carries_legend_and_both_ious():
+    panel = np.asarray(_panel())
+    assert panel.shape[0] >= gallery.THUMB_HEIGHT + 40  # tiles at least 256 px high, plus captions and legend
+    legend = panel[-30:]
+    for colour in gallery._COLORS.values():  # every legend swatch is drawn in the PNG itself
+        assert (legend == colour).all(axis=-1).any(), colour
+    # the captions draw the numbers: a different Boundary IoU changes the caption's pixels, not the tiles
+    other = np.asarray(_panel(baseline_boundary=0.25))
+    differs = np.nonzero((panel != other).any(axis=(1, 2)))[0]
+    assert differs.size and differs.max() < 40
+    tall = _panel(height=600, width=300)  # large photos are shrunk, small ones grown, to the same height
+    assert tall.size[1] == panel.shape[0]
 
 
 if __name__ == "__main__":

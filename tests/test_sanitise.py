@@ -27,6 +27,7 @@ from eval.gate import GateResult, NotEvaluated  # noqa: E402
 from eval.inputs.criteria import load_criteria  # noqa: E402
 from eval.inputs.snapshot import Exclusion  # noqa: E402
 from eval.report import gallery, render  # noqa: E402
+from eval.scoring.class_audit import audit_classes  # noqa: E402
 from eval.scoring.scores import aggregate, image_score  # noqa: E402
 from tests.support import DEMO_REPORT, VALID_CRITERIA, scratch_dir  # noqa: E402
 
@@ -132,7 +133,7 @@ def _forged_result():
         scores += [image_score(BASELINE, "flagged", image_id, ("gloss",), truth, truth, 0.8),
                    image_score(CANDIDATE, "flagged", image_id, ("gloss",), truth, prediction, 0.8)]
         photo = np.zeros((4, 4, 3), np.uint8)
-        cases.append(gallery.make_case("flagged", image_id, 1.0, 0.0, photo, truth, truth, prediction))
+        cases.append(gallery.make_case(*scores[-2:], photo, truth, truth, prediction))
     aggregates = aggregate(scores)
     provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
     provenance["checkpoint"]["name"] = "best" + "".join(LINE_BREAKS) + FORGED + ".pt"
@@ -142,8 +143,9 @@ def _forged_result():
                           zip(ids, LINE_BREAKS))
     exclusions = tuple(Exclusion(i, f"reason{brk}{FORGED}") for i, brk in zip(ids, LINE_BREAKS))
     decision = decide(criteria, aggregates, len(not_evaluated))
+    audit = audit_classes(criteria, [(i, f"gloss{brk}{FORGED}", {}) for i, brk in zip(ids, LINE_BREAKS)])
     return GateResult(provenance, tuple(scores), aggregates, not_evaluated, exclusions, decision,
-                      tuple(cases[:3]), tuple(cases[3:6]), False)
+                      tuple(cases[:3]), tuple(cases[3:6]), False, audit)
 
 
 def test_rendered_report_and_csv_hold_no_forged_line():

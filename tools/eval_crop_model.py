@@ -60,6 +60,12 @@ _BASELINE_CACHE = flags.DEFINE_bool(
     "digests) under $GATE_CACHE_DIR; results are identical either way.")
 
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
+# The closing line after a decision, for whoever wonders why a finished run "failed" (./dev demo ends in 1).
+CLOSING_LINE = {
+    EXIT_GO: "exit status 0 = go: every criterion passed (1 would be no-go, 2 an evaluation that could not be done).",
+    EXIT_NO_GO: "exit status 1 = no-go: the gate ran to the end and the candidate missed the criteria named above; "
+                "this is the gate working, not a crash (0 = go, 2 = the evaluation could not be done).",
+}
 
 
 def main(argv):
@@ -95,7 +101,9 @@ def main(argv):
         print(f"error: {len(result.not_evaluated)} image(s) could not be evaluated (listed in the report)",
               file=sys.stderr)
         return EXIT_ERROR
-    return EXIT_GO if decision.recommendation == "go" else EXIT_NO_GO
+    status = EXIT_GO if decision.recommendation == "go" else EXIT_NO_GO
+    print(CLOSING_LINE[status], file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from eval.inputs.criteria import EACH
+from eval.inputs.criteria import ALL, EACH
 from eval.scoring.scores import round_metric
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
@@ -47,10 +47,23 @@ class CriterionResult:
     n_images: int
     status: str
     summary: str
+    yes_no: bool = False  # a yes/no check (observed, threshold, margin hold counts, not measurements)
 
     @property
     def passed(self):
         return self.status == PASS
+
+    @property
+    def cells(self):
+        """What a report shows for observed, threshold and margin: "yes"/"no" words for a yes/no check."""
+        if self.yes_no:
+            return {"observed": "yes" if self.passed else "no", "threshold": "yes", "margin": ""}
+        return {"observed": self.observed, "threshold": self.threshold, "margin": self.margin}
+
+
+def _miss_rank(result):
+    """Order of failed results: incomplete evaluation first, then the largest measured miss, then no evidence."""
+    return result.id != COMPLETENESS_ID, result.status == INSUFFICIENT, result.margin or 0.0
 
 
 def recommendation_line(recommendation, criterion_id, summary):
@@ -71,6 +84,14 @@ class Decision:
     @property
     def failed(self):
         return tuple(r for r in self.results if not r.passed)
+
+    @property
+    def by_relevance(self):
+        """Results in the order the decision depends on them: the deciding one, the other failures (largest
+        miss first), then the passes (tightest margin first)."""
+        failed = sorted(self.failed, key=_miss_rank)
+        passed = sorted((r for r in self.results if r.passed), key=lambda r: r.margin)
+        return tuple(dict.fromkeys([self.deciding, *failed, *passed]))
 
 
 def _measure(criterion, failure_class, table, min_images):
@@ -96,25 +117,25 @@ def _measure(criterion, failure_class, table, min_images):
                                    f"{criterion.threshold:.4f}")
 
 
-def _completeness(n_not_evaluated):
+def _completeness(n_evaluated, n_not_evaluated):
+    """A yes/no check; observed is the count of images not evaluated, n the count evaluated by both backends."""
     ok = n_not_evaluated == 0
     return CriterionResult(COMPLETENESS_ID, "all_images_evaluated", "all", "all", 0.0, float(n_not_evaluated),
-                           0.0 if ok else -float(n_not_evaluated), 0, PASS if ok else FAIL,
+                           0.0 if ok else -float(n_not_evaluated), n_evaluated, PASS if ok else FAIL,
                            "every eligible image was evaluated by both backends" if ok else
                            f"{n_not_evaluated} image(s) could not be evaluated; an incomplete evaluation "
-                           "cannot be a go")
+                           "cannot be a go", yes_no=True)
 
 
 def decide(criteria, aggregates, n_not_evaluated):
     """Evaluate every criterion; go only if all pass, citing the failed (or, for go, tightest) one."""
     table = {a.key: a for a in aggregates}
-    results = [_completeness(n_not_evaluated)]
+    n_evaluated = sum(a.n_images for a in aggregates if a.source_backend == CANDIDATE and a.failure_class == ALL)
+    results = [_completeness(n_evaluated, n_not_evaluated)]
     for criterion in criteria.criteria:
         classes = criteria.class_ids if criterion.failure_class == EACH else (criterion.failure_class,)
         results.extend(_measure(criterion, c, table, criteria.min_images) for c in classes)
     failed = [r for r in results if not r.passed]
     if failed:
-        # Incomplete evaluation first, then the largest measured miss, then missing evidence.
-        rank = lambda r: (r.id != COMPLETENESS_ID, r.status == INSUFFICIENT, r.margin or 0.0)  # noqa: E731
-        return Decision("no-go", min(failed, key=rank), tuple(results))
+        return Decision("no-go", min(failed, key=_miss_rank), tuple(results))
     return Decision("go", min(results[1:], key=lambda r: r.margin), tuple(results))

@@ -80,12 +80,22 @@ class FailureClass:
     notes_patterns: tuple = ()
     source_match: tuple = ()  # ((field, (allowed values...)), ...)
 
-    def matches(self, notes, source):
-        """True when any notes pattern matches, or when every listed source field matches."""
-        if any(p.search(notes or "") for p in self.notes_patterns):
-            return True
+    def notes_span(self, notes):
+        """(start, end) in `notes` of the first pattern (in file order) that matches; None when none does."""
+        for pattern in self.notes_patterns:
+            found = pattern.search(notes or "")
+            if found:
+                return found.span()
+        return None
+
+    def source_matches(self, source):
+        """True when the class lists source fields and every one of them matches."""
         return bool(self.source_match) and all(
             str((source or {}).get(field)) in allowed for field, allowed in self.source_match)
+
+    def matches(self, notes, source):
+        """True when any notes pattern matches, or when every listed source field matches."""
+        return self.notes_span(notes) is not None or self.source_matches(source)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,8 +14,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from eval.scoring.scores import round_metric
 
-THUMB_HEIGHT = 160
+THUMB_HEIGHT = 256  # panel tiles are at least this high, whatever the photo's size
 _COLORS = {"tp": (46, 204, 64), "fp": (255, 65, 54), "fn": (0, 116, 217)}
+_LEGEND = (("tp", "correct foreground"), ("fp", "false foreground"), ("fn", "missed foreground"))
 
 
 def iou_delta(baseline_iou, candidate_iou):
@@ -29,6 +30,8 @@ class GalleryCase:
     image_id: str
     baseline_iou: float
     candidate_iou: float
+    baseline_boundary_iou: float
+    candidate_boundary_iou: float
     thumbnails: tuple  # (photo, truth, baseline, candidate) as small arrays
 
     @property
@@ -49,9 +52,11 @@ def _thumb(array, height=THUMB_HEIGHT):
                                  else Image.Resampling.BILINEAR))
 
 
-def make_case(corpus, image_id, baseline_iou, candidate_iou, image, truth, baseline_mask, candidate_mask):
+def make_case(baseline, candidate, image, truth, baseline_mask, candidate_mask):
+    """A case from one image's two ImageScores (rembg, candidate), its photo, truth and both masks."""
     thumbs = (_thumb(image), _thumb(truth), _thumb(baseline_mask), _thumb(candidate_mask))
-    return GalleryCase(corpus, image_id, baseline_iou, candidate_iou, thumbs)
+    return GalleryCase(candidate.corpus, candidate.image_id, baseline.mask_iou, candidate.mask_iou,
+                       baseline.boundary_iou, candidate.boundary_iou, thumbs)
 
 
 class GalleryPicker:
@@ -109,23 +114,41 @@ def _overlay(photo, prediction, truth):
     return out.astype(np.uint8)
 
 
+def _font(size):
+    return ImageFont.load_default(size=size)  # Pillow's bundled font: the same pixels on every machine
+
+
 def render_panel(case):
-    """PNG bytes: photo | ground truth | rembg | candidate, with captions."""
+    """PNG bytes: photo | ground truth | rembg | candidate, each captioned with its IoUs, and the legend."""
     photo, truth, baseline, candidate = case.thumbnails
     truth_tile = np.where(truth[..., None], photo, (photo * 0.2).astype(np.uint8))
-    tiles = [(photo, "photo"), (truth_tile, "ground truth"),
-             (_overlay(photo, baseline, truth), f"rembg IoU {case.baseline_iou:.3f}"),
-             (_overlay(photo, candidate, truth), f"candidate IoU {case.candidate_iou:.3f}")]
-    caption, gap = 18, 4
-    width = sum(t.shape[1] for t, _ in tiles) + gap * (len(tiles) + 1)
-    panel = Image.new("RGB", (width, THUMB_HEIGHT + caption + 2 * gap), (255, 255, 255))
+    tiles = [(photo, ("photo", "")), (truth_tile, ("ground truth", "")),
+             (_overlay(photo, baseline, truth),
+              (f"rembg: IoU {case.baseline_iou:.3f}", f"Boundary IoU {case.baseline_boundary_iou:.3f}")),
+             (_overlay(photo, candidate, truth),
+              (f"candidate: IoU {case.candidate_iou:.3f}", f"Boundary IoU {case.candidate_boundary_iou:.3f}"))]
+    font, line, gap = _font(13), 17, 6
+    caption = 2 * line
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    # A column is as wide as its tile or its caption, whichever is wider (portrait photos make narrow tiles).
+    columns = [max(tile.shape[1], *(round(measure.textlength(label, font=font)) for label in labels))
+               for tile, labels in tiles]
+    legend = [(name, label, 18 + round(measure.textlength(label, font=font))) for name, label in _LEGEND]
+    width = max(sum(columns) + gap * (len(tiles) + 1), sum(w for *_, w in legend) + 3 * gap * len(legend))
+    legend_top = gap + caption + THUMB_HEIGHT + gap
+    panel = Image.new("RGB", (width, legend_top + line + gap), (255, 255, 255))
     draw = ImageDraw.Draw(panel)
-    font = ImageFont.load_default()
     x = gap
-    for tile, label in tiles:
-        draw.text((x, gap), label, fill=(0, 0, 0), font=font)
+    for (tile, labels), column in zip(tiles, columns):
+        for row, label in enumerate(labels):
+            draw.text((x, gap + row * line), label, fill=(0, 0, 0), font=font)
         panel.paste(Image.fromarray(tile), (x, gap + caption))
-        x += tile.shape[1] + gap
+        x += column + gap
+    x = gap
+    for name, label, label_width in legend:
+        draw.rectangle((x, legend_top + 2, x + 12, legend_top + 14), fill=_COLORS[name])
+        draw.text((x + 18, legend_top), label, fill=(0, 0, 0), font=font)
+        x += label_width + 3 * gap
     buffer = io.BytesIO()
     panel.save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()

@@ -16,6 +16,7 @@ import jinja2
 from eval import sanitise
 from eval.decision.decide import BASELINE, CANDIDATE
 from eval.report import gallery as gallery_lib
+from eval.scoring import class_audit
 
 SCHEMA = "pottery-gate-metrics/v1"
 markdown_text = sanitise.markdown  # the name callers used before eval.sanitise existed
@@ -37,6 +38,7 @@ def metrics_document(result):
         "per_image": [dataclasses.asdict(s) for s in result.scores],
         "not_evaluated": [dataclasses.asdict(n) for n in result.not_evaluated],
         "excluded_rows": [dataclasses.asdict(e) for e in result.exclusions],
+        "failure_class_audit": [dataclasses.asdict(a) for a in result.class_audit],
     }
 
 
@@ -56,8 +58,18 @@ def per_image_csv(result):
     return buffer.getvalue().encode()
 
 
+def _decision_order(decision):
+    """Sort key for (corpus, failure class) rows: those of the deciding criterion first, then of the other
+    failed ones, then of the passed ones (Decision.by_relevance), then the rest by name."""
+    rank = {}
+    for r in decision.by_relevance:
+        rank.setdefault((r.corpus, r.failure_class), len(rank))
+    return lambda row: (rank.get((row["corpus"], row["failure_class"]), len(rank)), row["corpus"],
+                        row["failure_class"])
+
+
 def _side_by_side(result):
-    """Rows of (corpus, class, n, rembg and candidate metrics, deltas), in aggregate order."""
+    """Rows of (corpus, class, n, rembg and candidate metrics, deltas), ordered by the decision's needs."""
     table = {a.key: a for a in result.aggregates}
     rows = []
     for (backend, corpus, failure_class), cand in sorted(table.items()):
@@ -79,7 +91,7 @@ def _side_by_side(result):
             "base_boundary": base.boundary_iou["mean"], "cand_boundary": cand.boundary_iou["mean"],
             "delta_boundary": cand.boundary_iou["mean"] - base.boundary_iou["mean"],
         })
-    return rows
+    return sorted(rows, key=_decision_order(result.decision))
 
 
 def _gallery_entries(cases, kind):
@@ -99,7 +111,7 @@ def _environment():
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["md"] = sanitise.markdown
     env.filters["line"] = sanitise.text
-    env.filters["f3"] = lambda v: "n/a" if v is None else f"{v:.3f}"
+    env.filters["f3"] = lambda v: v if isinstance(v, str) else "n/a" if v is None else f"{v:.3f}"
     env.filters["signed"] = lambda v: f"{v:+.3f}"
     return env
 
@@ -110,7 +122,7 @@ def report_markdown(result, title):
     text = _environment().get_template("report.md.j2").render(
         title=title, result=result, decision=result.decision, prov=result.provenance,
         rows=_side_by_side(result), best=best, worst=worst, exclusions=_exclusion_summary(result.exclusions),
-        n_excluded=len(result.exclusions))
+        n_excluded=len(result.exclusions), audit_examples=class_audit.EXAMPLES)
     return text.rstrip("\n").encode() + b"\n"
 
 
