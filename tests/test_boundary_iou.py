@@ -1,13 +1,11 @@
 """Boundary IoU against hand-computed masks, its conventions, and the paper's reference algorithm.
 
-The reference (Cheng et al., CVPR 2021; boundary-iou-api, boundary_iou/utils/boundary_utils.py) is
-reimplemented here with OpenCV as published: pad by one zero pixel, erode d times with a 3x3 square,
-subtract. The gate's implementation must give the same number on real masks: the demo's ground-truth
-PNGs and the demo checkpoint's predicted masks.
+The reference (Cheng et al., CVPR 2021; boundary-iou-api's mask_to_boundary) is reimplemented with OpenCV
+as published in bench/boundary_reference.py (the benchmark times it too). The gate's implementation must
+give the same number on real masks: the demo's ground-truth PNGs and the demo checkpoint's predictions.
 """
 
 import math
-import pathlib
 import sys
 
 import cv2
@@ -17,33 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from bench.boundary_reference import boundary_iou as reference_boundary_iou
 from eval.inputs import images
 from eval.inputs.checkpoint import resolve_checkpoint
 from eval.scoring import metrics
 from tests.support import DEMO_CHECKPOINT, DEMO_SNAPSHOT, binary
-
-
-def reference_mask_to_boundary(mask, dilation_ratio=0.02):
-    """boundary-iou-api's mask_to_boundary, as published."""
-    mask = mask.astype(np.uint8)
-    h, w = mask.shape
-    img_diag = np.sqrt(h ** 2 + w ** 2)
-    dilation = int(round(dilation_ratio * img_diag))
-    if dilation < 1:
-        dilation = 1
-    new_mask = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    kernel = np.ones((3, 3), dtype=np.uint8)
-    new_mask_erode = cv2.erode(new_mask, kernel, iterations=dilation)
-    return mask - new_mask_erode[1:h + 1, 1:w + 1]
-
-
-def reference_boundary_iou(gt, dt, dilation_ratio=0.02):
-    """boundary-iou-api's boundary_iou (NaN when both masks are empty: the gate defines that case)."""
-    gt_boundary = reference_mask_to_boundary(gt, dilation_ratio)
-    dt_boundary = reference_mask_to_boundary(dt, dilation_ratio)
-    intersection = ((gt_boundary * dt_boundary) > 0).sum()
-    union = ((gt_boundary + dt_boundary) > 0).sum()
-    return intersection / union
 
 
 def square(shape, row0, col0, row1, col1):
