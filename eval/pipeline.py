@@ -13,6 +13,7 @@ import eval as harness
 from eval import runtime
 from eval.backends.cached import CachedBackend
 from eval.backends.rembg_backend import RembgBackend
+from eval.backends.timed import TimedBackend
 from eval.backends.yolo_backend import YoloSegBackend
 from eval.gate import evaluate
 from eval.inputs import volumes
@@ -23,6 +24,7 @@ from eval.inputs.snapshot import load_snapshot
 from eval.progress import Progress
 from eval.report import outputs
 from eval.report import render as report
+from eval.timings import Meter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,12 +98,17 @@ def prepare_run(options, open_store=volumes.ModalVolumeStore):
     return PreparedRun(options, criteria, baseline_config, checkpoint, snapshot, run_key, output_dir)
 
 
-def make_backends(options, baseline_config, checkpoint):
-    """(baseline, candidate) as `options` configure them; a sharded run builds them in every worker."""
+def make_backends(options, baseline_config, checkpoint, meter=None):
+    """(baseline, candidate) as `options` configure them; a sharded run builds them in every worker.
+
+    With a `meter` (eval.timings.Meter) every real inference call is timed; cached masks are not.
+    """
     baseline = RembgBackend(baseline_config, options.torch_threads)
+    candidate = YoloSegBackend(checkpoint, options.conf, options.imgsz, options.device, options.torch_threads)
+    if meter is not None:
+        baseline, candidate = TimedBackend(baseline, meter), TimedBackend(candidate, meter)
     if options.baseline_cache:
         baseline = CachedBackend(baseline, runtime.cache_dir() / "baseline-masks")
-    candidate = YoloSegBackend(checkpoint, options.conf, options.imgsz, options.device, options.torch_threads)
     return baseline, candidate
 
 
@@ -124,9 +131,12 @@ def run_provenance(prepared, backend_provenance):
     }
 
 
-def publish_result(prepared, result):
-    """Render every output file and publish the folder atomically."""
-    outputs.publish(prepared.output_dir, report.render_all(result, prepared.title))
+def publish_result(prepared, result, meter=None):
+    """Render every output file and publish the folder atomically; timings.json when a `meter` timed the run."""
+    files = report.render_all(result, prepared.title)
+    if meter is not None:
+        files["timings.json"] = meter.json(prepared.run_key)  # machine-dependent: kept out of metrics.json
+    outputs.publish(prepared.output_dir, files)
 
 
 def run_gate(options, open_store=volumes.ModalVolumeStore):
@@ -135,9 +145,10 @@ def run_gate(options, open_store=volumes.ModalVolumeStore):
     prepared = prepare_run(options, open_store)
     checkpoint, snapshot = prepared.checkpoint, prepared.snapshot
     progress.log(f"checkpoint {checkpoint.name} sha256 {checkpoint.sha256[:16]}…, dataset {snapshot.version}")
-    baseline, candidate = make_backends(options, prepared.baseline_config, checkpoint)
+    meter = Meter(options.device)
+    baseline, candidate = make_backends(options, prepared.baseline_config, checkpoint, meter)
     provenance = run_provenance(prepared, {b.name: b.provenance() for b in (baseline, candidate)})
     result = evaluate(snapshot, prepared.criteria, baseline, candidate, provenance, options.batch_size,
                       options.gallery_size, progress)
-    publish_result(prepared, result)
+    publish_result(prepared, result, meter)
     return result, prepared.output_dir

@@ -97,7 +97,29 @@ def test_rerun_is_byte_identical_with_a_warm_cache(demo_runs):
 
 
 def _files(folder):
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+    """The report's reproducible files: timings.json (this machine's latency and memory) is not one."""
+    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "timings.json"}
+
+
+def test_timings_are_written_beside_the_report_and_kept_out_of_it(demo_runs):
+    base, _ = demo_runs
+    timings = json.loads((base / "run1" / "timings.json").read_text())
+    metrics = json.loads((base / "run1" / "metrics.json").read_text())
+    assert timings["schema"] == "pottery-gate-timings/v1"
+    assert timings["run_key"] == metrics["provenance"]["run_key"]
+    assert timings["device"]["torch_device"] == "cpu" and timings["device"]["label"].startswith("cpu: ")
+    n_images = len({(s["corpus"], s["image_id"]) for s in metrics["per_image"]})
+    candidate = timings["backends"]["candidate"]
+    assert candidate["images_timed"] == n_images
+    assert 0 < candidate["latency_ms"]["median"] <= candidate["latency_ms"]["p90"]
+    assert candidate["peak_memory_mb"]["rss"] > 50 and candidate["peak_memory_mb"]["accelerator"] is None
+    # The second run reads every rembg mask from the cache: nothing of rembg's is timed, by design.
+    second = json.loads((base / "run2" / "timings.json").read_text())
+    assert second["backends"].get("rembg", {"images_timed": 0})["images_timed"] == 0
+    for name in ("metrics.json", "report.md"):
+        text = (base / "run1" / name).read_text()
+        assert "latency" not in text and "timings" not in text
 
 
 def test_committed_demo_report_is_regenerated_byte_for_byte(demo_runs):
