@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.support import DEMO_REPORT, REPO, scratch_dir
-from eval.report.render import markdown_text
+from eval.sanitise import markdown as markdown_text
 from trend import compare
 from trend.render import render_trend
 from trend.runs import load_run

@@ -17,6 +17,7 @@ import sys
 
 from absl import app, flags
 
+from eval import sanitise
 from eval.errors import GateInputError
 from eval.report.outputs import publish
 from eval.runtime import user_path
@@ -35,7 +36,7 @@ def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as err:
-        print(f"error: {err}\nRun with --help for the flags.", file=sys.stderr)
+        print(f"error: {sanitise.text(err)}\nRun with --help for the flags.", file=sys.stderr)
         sys.exit(EXIT_ERROR)
 
 
@@ -50,9 +51,9 @@ def main(argv):
         runs = [load_run(user_path(spec)) for spec in specs]
         publish(output_dir, render_trend(runs, _MOVERS.value))
     except GateInputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {sanitise.text(err)}", file=sys.stderr)
         return EXIT_ERROR
-    print(f"trend report: {output_dir / 'trend.md'}")
+    print(f"trend report: {sanitise.text(output_dir / 'trend.md')}")
     return EXIT_OK
 
 

@@ -3,7 +3,7 @@
 import re
 
 from eval.errors import GateInputError
-from eval.report.render import markdown_text as md
+from eval.sanitise import markdown as md
 from trend import compare, plots
 
 REPORT = "trend.md"
