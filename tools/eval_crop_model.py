@@ -10,6 +10,7 @@ inputs; the message names the file). Checkpoints are pickles: loading one runs i
 pin it with --checkpoint_sha256 or --checkpoint_allowlist.
 """
 
+import dataclasses
 import os
 import pathlib
 import sys
@@ -21,6 +22,7 @@ from eval import cli, sanitise
 from eval.errors import GateInputError
 from eval.pipeline import GateOptions, run_gate
 from eval.runtime import user_path
+from tracking.wandb_run import TrackingOptions, track
 
 _ROOT = pathlib.Path(__file__).parent.parent  # runfiles root of this workspace, or the source tree
 _DEMO_CHECKPOINT = _ROOT / "demo" / "assets" / "pottery-seg-demo.pt"
@@ -59,6 +61,16 @@ _BASELINE_CACHE = flags.DEFINE_bool(
     "baseline_cache", True, "Reuse rembg masks cached by content (image pixels, rembg version, weights and config "
     "digests) under $GATE_CACHE_DIR; results are identical either way.")
 
+_WANDB_PROJECT = flags.DEFINE_string(
+    "wandb_project", None, "Log the finished run to this Weights & Biases project (#445): config, summary, tables, "
+    "images and the report folder as an artifact. Offline (sync later with `wandb sync`) unless W&B credentials "
+    "are configured or WANDB_MODE says otherwise. Never changes the decision, the exit status or the outputs.")
+_WANDB_ENTITY = flags.DEFINE_string("wandb_entity", None, "W&B entity (team or user) for --wandb_project.")
+_WANDB_RUN_NAME = flags.DEFINE_string("wandb_run_name", None, "W&B run name. Default: W&B's generated name.")
+_WANDB_DIR = flags.DEFINE_string(
+    "wandb_dir", None, "Where W&B keeps the run's local files (the offline run to sync). Default: $WANDB_DIR, "
+    "else the directory the gate is run from.")
+
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
 # The closing line after a decision, for whoever wonders why a finished run "failed" (./dev demo ends in 1).
 CLOSING_LINE = {
@@ -66,6 +78,11 @@ CLOSING_LINE = {
     EXIT_NO_GO: "exit status 1 = no-go: the gate ran to the end and the candidate missed the criteria named above; "
                 "this is the gate working, not a crash (0 = go, 2 = the evaluation could not be done).",
 }
+
+
+def _settings(options):
+    """The run's settings for the tracked run's config (paths are the user's, as given)."""
+    return {k: v for k, v in dataclasses.asdict(options).items() if k not in ("quiet", "reports_root")}
 
 
 def main(argv):
@@ -94,6 +111,11 @@ def main(argv):
         print(f"error: the evaluation could not be completed (unexpected failure: "
               f"{sanitise.text(f'{type(err).__name__}: {err}')})", file=sys.stderr)
         return EXIT_ERROR
+    if _WANDB_PROJECT.value:
+        workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", _ROOT)
+        wandb_dir = user_path(_WANDB_DIR.value) or os.environ.get("WANDB_DIR") or user_path(".")
+        track(TrackingOptions(_WANDB_PROJECT.value, _WANDB_ENTITY.value, _WANDB_RUN_NAME.value, wandb_dir),
+              output_dir, _settings(options), workspace)
     decision = result.decision
     print(f"report: {sanitise.text(output_dir / 'report.md')}")
     print(sanitise.text(decision.headline))

@@ -1,0 +1,1 @@
+"""Tracked runs (#445): a finished gate report folder logged to Weights & Biases."""
