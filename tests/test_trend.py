@@ -93,7 +93,9 @@ def test_same_inputs_use_the_recorded_aggregates_and_list_movers_and_status_chan
     assert movers[0][5] == f"{0.5 - before[('test', DOWN)]['mask_iou']:+.3f}"
     assert movers[1][1:3] == ["flagged", markdown_text(UP)]
     assert len(movers) == 2  # nothing else moved
-    assert sorted(p.name for p in (out / "plots").iterdir()) == ["mask_iou-flagged.png", "mask_iou-test.png"]
+    recorded_metrics = {m for m in ("mask_iou", "boundary_iou") if m in _demo()["aggregates"][0]}
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(
+        f"{m}-{c}.png" for m in recorded_metrics for c in ("flagged", "test"))
     for png in (out / "plots").iterdir():
         assert f"](plots/{png.name})" in text
 
@@ -137,7 +139,11 @@ def test_v2_fields_boundary_iou_intervals_and_timings_are_shown():
     timings = {"schema": "pottery-gate-timings/v1", "device": {"label": "cpu | <b>box</b>"},
                "backends": {"candidate": {"images_timed": 48, "latency_ms": {"median": 12.34, "p90": 20.0},
                                           "peak_memory_mb": {"rss": 900.4, "accelerator": None}}}}
-    runs = [load_run(_write(_demo(), "v1")), load_run(_write(document, "v2", timings))]
+    v1 = _demo()
+    v1["schema"] = "pottery-gate-metrics/v1"
+    for row in v1["aggregates"] + v1["per_image"]:
+        row.pop("boundary_iou", None)  # as the gate wrote v1 before Boundary IoU
+    runs = [load_run(_write(v1, "v1")), load_run(_write(document, "v2", timings))]
     files = render_trend(runs)
     text = files["trend.md"].decode()
     assert "plots/boundary_iou-test.png" in files
