@@ -13,14 +13,15 @@ from eval import sanitise
 EXIT_ERROR = 2
 
 
-def parse_flags(argv):
-    """absl's flags_parser for app.run: parse `argv`, exit 2 on an error or on arguments that are not flags."""
+def parse_flags(argv, positional=False):
+    """absl's flags_parser for app.run: parse `argv`, exit 2 on an error or, unless `positional` (a tool
+    whose inputs are arguments: functools.partial it), on arguments that are not flags."""
     try:
         remaining = flags.FLAGS(argv)
     except flags.Error as err:
         print(f"error: {sanitise.text(err)}\nRun with --help for the flags.", file=sys.stderr)
         sys.exit(EXIT_ERROR)
-    if len(remaining) > 1:
+    if len(remaining) > 1 and not positional:
         print(f"error: unexpected arguments {sanitise.text(remaining[1:])}; all inputs are flags (see --help)",
               file=sys.stderr)
         sys.exit(EXIT_ERROR)

@@ -12,12 +12,13 @@ images they share only, and the report says what differs.
 Exit status: 0 written, 2 a run could not be read (the message names the file) or a bad flag.
 """
 
+import functools
 import pathlib
 import sys
 
 from absl import app, flags
 
-from eval import sanitise
+from eval import cli, sanitise
 from eval.errors import GateInputError
 from eval.report.outputs import publish
 from eval.runtime import user_path
@@ -29,15 +30,7 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for trend.md and p
 _MOVERS = flags.DEFINE_integer("movers", 5, "Images listed per consecutive pair in 'moved most'.", lower_bound=0)
 flags.mark_flag_as_required("output_dir")
 
-EXIT_OK, EXIT_ERROR = 0, 2
-
-
-def _parse_flags(argv):
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as err:
-        print(f"error: {sanitise.text(err)}\nRun with --help for the flags.", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
+EXIT_OK, EXIT_ERROR = 0, cli.EXIT_ERROR
 
 
 def main(argv):
@@ -58,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=functools.partial(cli.parse_flags, positional=True))
