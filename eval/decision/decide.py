@@ -91,7 +91,10 @@ class Decision:
         miss first), then the passes (tightest margin first)."""
         failed = sorted(self.failed, key=_miss_rank)
         passed = sorted((r for r in self.results if r.passed), key=lambda r: r.margin)
-        return tuple(dict.fromkeys([self.deciding, *failed, *passed]))
+        ordered = {}
+        for r in (self.deciding, *failed, *passed):
+            ordered.setdefault(r.id, r)  # by id: results need not be hashable
+        return tuple(ordered.values())
 
 
 def _measure(criterion, failure_class, table, min_images):
