@@ -51,7 +51,8 @@ def test_every_row_up_to_as_of_with_its_newest_ground_truth(world):
                        mask_row(3, hours=-2),  # created after as_of: not seen
                        mask_row(5)],
           hand_labels=[mask_row(1, "[]", hours=10),  # a CropAnnotation outranks even a newer hand label
-                       mask_row(2), mask_row(3, "[]", hours=40)])
+                       mask_row(2, "[]"), mask_row(2),  # equal created_at: the larger id wins
+                       mask_row(3, "[]", hours=40)])
     result = croprun_db.export(url, media, output, split)
     rows = _rows(result)
     assert [r["id"] for r in rows] == ["2", "3", "5", "6", "10"]  # numeric id order; 4 is after as_of
@@ -312,6 +313,16 @@ def test_test_split_from_an_ultralytics_dataset_yaml(world, tmp_path):
     (dataset / "labels" / "test" / "b.txt").unlink()
     with pytest.raises(GateInputError, match="without a YOLO-seg label file.*b.jpg"):
         croprun_db.export(url, media, output, dataset / "data.yaml", version="v2")
+
+
+def test_notes_that_are_not_utf8_stop_the_export_naming_the_row(world, tmp_path):
+    url, media, output, split = world
+    build(url, media, runs=[run(1, 1), run(2, 2)])
+    with sqlite3.connect(tmp_path / "croprun.sqlite") as connection:
+        connection.execute("UPDATE crops_croprun SET notes = CAST(? AS TEXT) WHERE id = 2", (b"caf\xe9",))
+    with pytest.raises(GateInputError, match="crops_croprun id 2: notes: not valid UTF-8 text"):
+        croprun_db.export(url, media, output, split)
+    assert os.listdir(output) == []
 
 
 def test_cli_prints_path_digest_and_gate_command_and_exits_2_on_errors(world, tmp_path):
