@@ -1,10 +1,11 @@
-"""Regenerate demo/assets/ (the dataset snapshot, its CropRun database and the candidate checkpoint) from
-fixed seeds.
+"""Regenerate demo/assets/ (the dataset snapshot, its CropRun database, the candidate and the incumbent
+checkpoints) from fixed seeds.
 
     bazel run //demo:build_demo_assets      writes into the workspace's demo/assets/
     python -m demo.build_demo_assets        (from the repository root) writes next to this file
-    ... -- --parts=snapshot                 rebuilds the snapshot only, keeping the committed checkpoint
+    ... -- --parts=snapshot                 rebuilds the snapshot only, keeping the committed checkpoints
     ... -- --parts=croprun.sqlite --nocheck rebuilds the CropRun database from the committed snapshot (seconds)
+    ... -- --parts=pottery-seg-incumbent.pt rebuilds only the demo incumbent (the same model, fewer epochs)
 
 Same seeds, same bytes: the committed assets can be checked by rebuilding them. Everything is written
 to a staging directory beside the target and each part renamed into place, so an interrupted run never
@@ -28,6 +29,9 @@ flags.DEFINE_integer("snapshot_seed", 20250, "Seed of the snapshot (test split a
 flags.DEFINE_integer("train_seed", 31337, "Seed of the training images; differs from the snapshot's so the "
                                           "test split stays held out.")
 flags.DEFINE_integer("epochs", train_checkpoint.EPOCHS, "Training epochs; the committed checkpoint uses the default.")
+flags.DEFINE_integer("incumbent_epochs", train_checkpoint.INCUMBENT_EPOCHS,
+                     "Training epochs of the demo incumbent (the checkpoint 'in production' that the candidate "
+                     "is also compared with); the committed one uses the default.")
 flags.DEFINE_string("output_dir", None, "Where to write the assets. Default: <workspace>/demo/assets under "
                                         "`bazel run` (BUILD_WORKSPACE_DIRECTORY), else assets/ next to this file.")
 flags.DEFINE_bool("check", True, "Print the checkpoint's mean mask IoU on both corpora of the snapshot.")
@@ -35,7 +39,9 @@ flags.DEFINE_bool("check", True, "Print the checkpoint's mean mask IoU on both c
 SNAPSHOT = "snapshot"
 CHECKPOINT = "pottery-seg-demo.pt"
 CROPRUN_DB = "croprun.sqlite"  # the CropRun database the snapshot's flagged corpus exports from
-flags.DEFINE_multi_enum("parts", [SNAPSHOT, CHECKPOINT, CROPRUN_DB], [SNAPSHOT, CHECKPOINT, CROPRUN_DB],
+INCUMBENT = "pottery-seg-incumbent.pt"
+flags.DEFINE_multi_enum("parts", [SNAPSHOT, CHECKPOINT, CROPRUN_DB, INCUMBENT],
+                        [SNAPSHOT, CHECKPOINT, CROPRUN_DB, INCUMBENT],
                         "Which assets to rebuild (repeat the flag, or comma-separate); the others are kept "
                         "as committed. The check then reads the kept ones; croprun.sqlite is built from the "
                         "snapshot that ends up in place (the new one, or the committed one).")
@@ -93,23 +99,27 @@ def main(argv):
         started = time.monotonic()
         evaluated = generate_snapshot.write_snapshot(staging / SNAPSHOT, FLAGS.snapshot_seed)
         print(f"snapshot: {len(evaluated)} evaluated images in {time.monotonic() - started:.1f} s")
-        if CHECKPOINT in parts:
+        trained = {name: epochs for name, epochs in ((CHECKPOINT, FLAGS.epochs), (INCUMBENT, FLAGS.incumbent_epochs))
+                   if name in parts}
+        if trained:
             with tempfile.TemporaryDirectory(prefix="pottery-demo-train-") as work:
                 work = pathlib.Path(work)
                 started = time.monotonic()
                 data = generate_snapshot.write_training_set(work / "dataset", FLAGS.train_seed)
                 print(f"training set: {time.monotonic() - started:.1f} s")
-                started = time.monotonic()
-                train_checkpoint.train(data, staging / CHECKPOINT, work, epochs=FLAGS.epochs)
-                print(f"training: {time.monotonic() - started:.1f} s")
+                for name, epochs in trained.items():
+                    started = time.monotonic()
+                    train_checkpoint.train(data, staging / name, work, epochs=epochs)
+                    print(f"training {name} ({epochs} epochs): {time.monotonic() - started:.1f} s")
         if CROPRUN_DB in parts:
             build_croprun_db.write_croprun_db((staging if SNAPSHOT in parts else assets) / SNAPSHOT,
                                               staging / CROPRUN_DB, _CROPRUN_SCHEMA)
         if FLAGS.check:
-            checkpoint = (staging if CHECKPOINT in parts else assets) / CHECKPOINT
-            for corpus, iou in sorted(_mean_ious(checkpoint, staging / SNAPSHOT, evaluated,
-                                                         staging / "ultralytics-config").items()):
-                print(f"mean mask IoU, {corpus}: {iou:.3f}")
+            for name in (CHECKPOINT, INCUMBENT):
+                checkpoint = (staging if name in parts else assets) / name
+                for corpus, iou in sorted(_mean_ious(checkpoint, staging / SNAPSHOT, evaluated,
+                                                             staging / "ultralytics-config").items()):
+                    print(f"{name}: mean mask IoU, {corpus}: {iou:.3f}")
         for part in sorted(parts):
             _replace(assets / part, staging / part)
     finally:

@@ -16,6 +16,7 @@ MODEL_YAML = pathlib.Path(__file__).resolve().with_name("pottery-seg.yaml")
 IMGSZ = 256
 BATCH = 8
 EPOCHS = 60
+INCUMBENT_EPOCHS = 35  # the demo incumbent: the same model trained less, so the candidate has something to beat
 FIXED_DATE = "2025-01-01T00:00:00+00:00"
 
 

@@ -4,7 +4,7 @@ import concurrent.futures
 import dataclasses
 import os
 
-from eval.decision.decide import BASELINE, CANDIDATE, decide
+from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT, decide
 from eval.errors import GateInputError
 from eval.inputs import images
 from eval.inputs.snapshot import FLAGGED, TEST
@@ -83,8 +83,14 @@ class ShardResult:
     gallery_cases: tuple
 
 
-def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size=3, progress=None, label=""):
-    """Run both backends on `items` (one corpus or a shard of one) and score every prediction."""
+def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size=3, progress=None, label="",
+                incumbent=None):
+    """Run every backend on `items` (one corpus or a shard of one) and score every prediction.
+
+    An image is scored only when every backend predicted it, so all backends are compared on the same images.
+    """
+    backends = tuple(b for b in (baseline, candidate, incumbent) if b is not None)
+    names = tuple(b.name for b in backends)
     scores, missing = [], []
     picker = gallery_lib.GalleryPicker(gallery_size)
     if progress:
@@ -101,23 +107,25 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
             keys = list(decoded)
             photos = [decoded[k][0] for k in keys]
             predictions = {}
-            for backend in (baseline, candidate):
+            for backend in backends:
                 masks, errors = _predict(backend, photos, keys)
                 predictions[backend.name] = masks
                 missing.extend(NotEvaluated(*key, reason) for key, reason in errors.items())
             for item in batch:
                 key = _key(item)
-                if not all(key in predictions[b] for b in (BASELINE, CANDIDATE)):
+                if not all(key in predictions[b] for b in names):
                     continue
                 photo, truth = decoded[key]
                 classes = criteria.classify(item.notes, dict(item.source)) if item.corpus == FLAGGED else ()
-                pair = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][key],
-                                       criteria.iou_pass_threshold) for b in (BASELINE, CANDIDATE)}
-                scores.extend(pair.values())
-                delta = gallery_lib.iou_delta(pair[BASELINE].mask_iou, pair[CANDIDATE].mask_iou)
+                scored = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][key],
+                                         criteria.iou_pass_threshold) for b in names}
+                scores.extend(scored.values())
+                delta = gallery_lib.iou_delta(scored[BASELINE].mask_iou, scored[CANDIDATE].mask_iou)
                 if picker.wants(delta, item.corpus, item.image_id):
-                    picker.add(gallery_lib.make_case(pair[BASELINE], pair[CANDIDATE], photo, truth,
-                                                     predictions[BASELINE][key], predictions[CANDIDATE][key]))
+                    incumbent_view = (scored[INCUMBENT], predictions[INCUMBENT][key]) if INCUMBENT in scored else None
+                    picker.add(gallery_lib.make_case(scored[BASELINE], scored[CANDIDATE], photo, truth,
+                                                     predictions[BASELINE][key], predictions[CANDIDATE][key],
+                                                     incumbent_view))
             if progress:
                 progress.advance(len(batch))
     return ShardResult(tuple(scores), tuple(missing), picker.best + picker.worst)
@@ -141,8 +149,9 @@ def combine(shards, snapshot, criteria, provenance, gallery_size=3):
                       picker.best, picker.worst, criteria.example_values, audit_classes(criteria, flagged))
 
 
-def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None):
-    """Run both backends on every eligible image of both corpora and decide; returns a GateResult."""
+def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None,
+             incumbent=None):
+    """Run every backend on every eligible image of both corpora and decide; returns a GateResult."""
     shards = [score_items([i for i in snapshot.items if i.corpus == corpus], criteria, baseline, candidate,
-                          batch_size, gallery_size, progress, corpus) for corpus in (TEST, FLAGGED)]
+                          batch_size, gallery_size, progress, corpus, incumbent) for corpus in (TEST, FLAGGED)]
     return combine(shards, snapshot, criteria, provenance, gallery_size)

@@ -5,6 +5,7 @@ import hashlib
 import json
 import pathlib
 import platform
+import typing
 
 import numpy
 import PIL
@@ -12,9 +13,12 @@ import PIL
 import eval as harness
 from eval import runtime
 from eval.backends.cached import CachedBackend
+from eval.backends.incumbent_backend import IncumbentBackend
 from eval.backends.rembg_backend import RembgBackend
 from eval.backends.timed import TimedBackend
 from eval.backends.yolo_backend import YoloSegBackend
+from eval.decision.decide import INCUMBENT
+from eval.errors import GateInputError
 from eval.gate import evaluate
 from eval.inputs import volumes
 from eval.inputs.baseline_config import load_baseline_config
@@ -47,6 +51,8 @@ class GateOptions:
     quiet: bool = False
     baseline_cache: bool = True
     demo: bool = False
+    incumbent_checkpoint: str | None = None  # the checkpoint production serves now: a third backend
+    incumbent_sha256: str | None = None
 
 
 def _local_dataset(spec, open_store):
@@ -74,6 +80,7 @@ class PreparedRun:
     snapshot: object  # eval.inputs.snapshot.Snapshot
     run_key: str
     output_dir: pathlib.Path
+    incumbent: object = None  # eval.inputs.checkpoint.Checkpoint, or None when no incumbent is compared
 
     @property
     def title(self):
@@ -86,30 +93,62 @@ def prepare_run(options, open_store=volumes.ModalVolumeStore):
     baseline_config = load_baseline_config(options.baseline_config)
     allowlist = read_allowlist(options.checkpoint_allowlist) if options.checkpoint_allowlist else None
     checkpoint = resolve_checkpoint(options.checkpoint, options.checkpoint_sha256, allowlist, open_store)
+    incumbent = _incumbent(options, criteria, allowlist, open_store)
     snapshot = load_snapshot(_local_dataset(options.dataset, open_store))
     settings = {"conf": options.conf, "imgsz": options.imgsz, "device": options.device,
                 "torch_threads": options.torch_threads, "gallery_size": options.gallery_size}
     inputs = {"checkpoint": checkpoint.sha256, "dataset": snapshot.sha256, "criteria": criteria.sha256,
               "baseline_config": baseline_config.sha256, "harness": harness.__version__, "settings": settings}
+    if incumbent is not None:
+        inputs["incumbent"] = incumbent.sha256  # only when present: runs without one keep their run keys
     run_key = _digest(inputs)
     output_dir = pathlib.Path(options.output_dir or
                               pathlib.Path(options.reports_root) / f"{checkpoint.name}-{snapshot.version}")
     outputs.check_destination(output_dir, run_key, options.overwrite)
-    return PreparedRun(options, criteria, baseline_config, checkpoint, snapshot, run_key, output_dir)
+    return PreparedRun(options, criteria, baseline_config, checkpoint, snapshot, run_key, output_dir, incumbent)
 
 
-def make_backends(options, baseline_config, checkpoint, meter=None):
-    """(baseline, candidate) as `options` configure them; a sharded run builds them in every worker.
+def _incumbent(options, criteria, allowlist, open_store):
+    """The pinned incumbent checkpoint, or None; a criterion measured against it needs one (exit 2)."""
+    if options.incumbent_checkpoint is None:
+        needing = [c.id for c in criteria.criteria if c.vs == INCUMBENT]
+        if needing:
+            raise GateInputError("--incumbent_checkpoint", f"criteria {', '.join(needing)} in {criteria.path} are "
+                                                           "measured against the incumbent; name it")
+        return None
+    if options.incumbent_sha256 is None and options.checkpoint_sha256 is not None and allowlist is None:
+        raise GateInputError("--incumbent_sha256", "the candidate is pinned but the incumbent is not; pin both")
+    return resolve_checkpoint(options.incumbent_checkpoint, options.incumbent_sha256, allowlist, open_store,
+                              pin_flag="--incumbent_sha256")
 
-    With a `meter` (eval.timings.Meter) every real inference call is timed; cached masks are not.
+
+class Backends(typing.NamedTuple):
+    baseline: object
+    candidate: object
+    incumbent: object = None  # None when no incumbent is compared
+
+    @property
+    def present(self):
+        return tuple(b for b in self if b is not None)
+
+
+def make_backends(options, baseline_config, checkpoint, meter=None, incumbent=None):
+    """Backends(baseline, candidate, incumbent) as `options` configure them; a sharded run builds them in
+    every worker. The incumbent (a Checkpoint) runs with the candidate's settings.
+
+    With a `meter` (eval.timings.Meter) every real inference call is timed; cached masks are not. The
+    baseline's and the incumbent's masks are cached by content: neither changes between candidates.
     """
-    baseline = RembgBackend(baseline_config, options.torch_threads)
-    candidate = YoloSegBackend(checkpoint, options.conf, options.imgsz, options.device, options.torch_threads)
+    settings = (options.conf, options.imgsz, options.device, options.torch_threads)
+    backends = Backends(RembgBackend(baseline_config, options.torch_threads), YoloSegBackend(checkpoint, *settings),
+                        IncumbentBackend(incumbent, *settings) if incumbent is not None else None)
     if meter is not None:
-        baseline, candidate = TimedBackend(baseline, meter), TimedBackend(candidate, meter)
+        backends = Backends(*(b and TimedBackend(b, meter) for b in backends))
     if options.baseline_cache:
-        baseline = CachedBackend(baseline, runtime.cache_dir() / "baseline-masks")
-    return baseline, candidate
+        backends = backends._replace(
+            baseline=CachedBackend(backends.baseline, runtime.cache_dir() / "baseline-masks"),
+            incumbent=backends.incumbent and CachedBackend(backends.incumbent, runtime.cache_dir() / "incumbent-masks"))
+    return backends
 
 
 def run_provenance(prepared, backend_provenance):
@@ -121,6 +160,8 @@ def run_provenance(prepared, backend_provenance):
         "harness_version": harness.__version__,
         "demo": options.demo,
         "checkpoint": {"name": checkpoint.path.name, "sha256": checkpoint.sha256},
+        **({"incumbent": {"name": prepared.incumbent.path.name, "sha256": prepared.incumbent.sha256}}
+           if prepared.incumbent is not None else {}),
         "dataset": {"version": snapshot.version, "sha256": snapshot.sha256,
                     **({"export": snapshot.export} if snapshot.export is not None else {})},
         "criteria": {"sha256": criteria.sha256, "example_values": criteria.example_values},
@@ -146,9 +187,9 @@ def run_gate(options, open_store=volumes.ModalVolumeStore):
     checkpoint, snapshot = prepared.checkpoint, prepared.snapshot
     progress.log(f"checkpoint {checkpoint.name} sha256 {checkpoint.sha256[:16]}…, dataset {snapshot.version}")
     meter = Meter(options.device)
-    baseline, candidate = make_backends(options, prepared.baseline_config, checkpoint, meter)
-    provenance = run_provenance(prepared, {b.name: b.provenance() for b in (baseline, candidate)})
-    result = evaluate(snapshot, prepared.criteria, baseline, candidate, provenance, options.batch_size,
-                      options.gallery_size, progress)
+    backends = make_backends(options, prepared.baseline_config, checkpoint, meter, prepared.incumbent)
+    provenance = run_provenance(prepared, {b.name: b.provenance() for b in backends.present})
+    result = evaluate(snapshot, prepared.criteria, backends.baseline, backends.candidate, provenance,
+                      options.batch_size, options.gallery_size, progress, incumbent=backends.incumbent)
     publish_result(prepared, result, meter)
     return result, prepared.output_dir

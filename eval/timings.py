@@ -80,6 +80,7 @@ class Meter:
     def __init__(self, torch_device="cpu", clock=time.perf_counter):
         self._device, self._clock = torch_device, clock
         self._latencies, self._rss, self._accelerator = {}, {}, {}
+        self._described = None  # where the first measurement ran (a shard's container, for a sharded run)
 
     @contextlib.contextmanager
     def measure(self, backend, n_images):
@@ -98,9 +99,12 @@ class Meter:
         self._rss[backend] = max(self._rss.get(backend, 0), sampler.peak)
         if cuda:
             self._accelerator[backend] = max(self._accelerator.get(backend, 0), cuda.max_memory_allocated())
+        if self._described is None:
+            self._described = device_description(self._device)
 
     def merge(self, other):
         """Add another Meter's measurements (a shard's) to this one."""
+        self._described = self._described or other._described
         for backend, values in other._latencies.items():
             self._latencies.setdefault(backend, []).extend(values)
         for mine, theirs in ((self._rss, other._rss), (self._accelerator, other._accelerator)):
@@ -122,7 +126,7 @@ class Meter:
 
     def document(self, run_key):
         """timings.json's content: which run, on which device, and the summary."""
-        return {"schema": SCHEMA, "run_key": run_key, "device": device_description(self._device),
+        return {"schema": SCHEMA, "run_key": run_key, "device": self._described or device_description(self._device),
                 "backends": self.summary(),
                 "method": "latency = batch wall time / images in the batch (cache hits not timed); peak RSS of "
                           "the gate process sampled every 5 ms while the backend ran"}

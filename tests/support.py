@@ -15,8 +15,13 @@ CRITERIA = REPO / "configs" / "success_criteria.yaml"
 BASELINE_CONFIG = REPO / "configs" / "rembg_production.yaml"
 DEMO_SNAPSHOT = (REPO / "demo" / "assets" / "snapshot" / "snapshot.yaml").resolve().parent  # see the CLI
 DEMO_CHECKPOINT = REPO / "demo" / "assets" / "pottery-seg-demo.pt"
+DEMO_INCUMBENT = REPO / "demo" / "assets" / "pottery-seg-incumbent.pt"
 CLI = REPO / "tools" / "eval_crop_model.py"
+COMPARE_CLI = REPO / "tools" / "compare_runs.py"
 DEMO_REPORT = REPO / "reports" / "pottery-seg-demo-demo-v1"  # the committed golden
+# The demo incumbent gated as a candidate, and the trend from it to the demo run: committed goldens too.
+INCUMBENT_REPORT = REPO / "reports" / "pottery-seg-incumbent-demo-v1"
+TREND_DEMO = REPO / "reports" / "trend-demo"
 
 # A small valid criteria file that tests mutate one key at a time.
 VALID_CRITERIA = """\

@@ -1,13 +1,16 @@
 """The gate binary on the bundled demo: real rembg u2net, real ultralytics, outputs parsed back."""
 
 import json
+import os
 import re
+import subprocess
 import sys
 
 import pytest
 from PIL import Image
 
-from tests.support import DEMO_REPORT, last_line, run_cli, scratch_dir
+from tests.support import (COMPARE_CLI, DEMO_INCUMBENT, DEMO_REPORT, DEMO_SNAPSHOT, INCUMBENT_REPORT, REPO,
+                           TREND_DEMO, last_line, run_cli, scratch_dir)
 
 LAST_LINE = re.compile(r"^recommendation: (go|no-go) \(deciding criterion: (\S+): .+\)$")
 
@@ -33,7 +36,7 @@ def test_metrics_json_has_both_backends_corpora_and_classes(demo_runs):
     base, _ = demo_runs
     metrics = json.loads((base / "run1" / "metrics.json").read_text())
     keys = {(a["source_backend"], a["corpus"], a["failure_class"]) for a in metrics["aggregates"]}
-    for backend in ("rembg", "candidate"):
+    for backend in ("rembg", "candidate", "incumbent"):
         for corpus in ("test", "flagged"):
             assert (backend, corpus, "all") in keys
         for failure_class in ("glossy_highlight", "white_on_white", "cast_shadow", "busy_background",
@@ -45,7 +48,8 @@ def test_metrics_json_has_both_backends_corpora_and_classes(demo_runs):
     assert metrics["not_evaluated"] == []
     assert metrics["excluded_rows"], "the demo exercises exclusions"
     ids = {(s["corpus"], s["image_id"]) for s in metrics["per_image"]}
-    assert len(metrics["per_image"]) == 2 * len(ids)  # every image scored by both backends
+    assert len(metrics["per_image"]) == 3 * len(ids)  # every image scored by rembg, candidate and incumbent
+    assert metrics["provenance"]["incumbent"]["name"] == "pottery-seg-incumbent.pt"
     for row in metrics["per_image"]:
         assert 0.0 <= row["mask_iou"] <= 1.0
         assert row["passed"] == (row["mask_iou"] >= metrics["provenance"]["iou_pass_threshold"])
@@ -100,6 +104,42 @@ def _files(folder):
     """The report's reproducible files: timings.json (this machine's latency and memory) is not one."""
     return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
             if p.is_file() and p.name != "timings.json"}
+
+
+REGENERATE = ("regenerate the examples with scripts/regenerate_examples.sh (or the commands in reports/BUILD.bazel) "
+              "and review the diff")
+
+
+@pytest.fixture(scope="module")
+def trend_demo(demo_runs):
+    """The demo incumbent gated as a candidate on the demo snapshot, then the trend from it to the demo run
+    (built from the metrics.json files: timings are machine-dependent and stay out of the example)."""
+    base, _ = demo_runs
+    env = {"GATE_CACHE_DIR": str(base / "cache")}
+    run = run_cli("--checkpoint", str(DEMO_INCUMBENT), "--dataset", str(DEMO_SNAPSHOT), "--output_dir",
+                  str(base / "incumbent-run"), "--quiet", env=env)
+    assert run.returncode in (0, 1), run.stderr
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    trend = subprocess.run([sys.executable, str(COMPARE_CLI), "--output_dir", str(base / "trend"),
+                            str(base / "incumbent-run" / "metrics.json"), str(base / "run1" / "metrics.json")],
+                           capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert trend.returncode == 0, trend.stderr
+    return base
+
+
+def test_committed_incumbent_run_and_trend_example_are_regenerated_byte_for_byte(trend_demo):
+    for produced, committed in ((trend_demo / "incumbent-run", INCUMBENT_REPORT), (trend_demo / "trend", TREND_DEMO)):
+        produced, committed = _files(produced), _files(committed)
+        assert sorted(produced) == sorted(committed), REGENERATE
+        for name, path in produced.items():
+            assert path.read_bytes() == committed[name].read_bytes(), f"{name}: {REGENERATE}"
+
+
+def test_the_trend_example_shows_both_checkpoints_in_order(trend_demo):
+    text = (trend_demo / "trend" / "trend.md").read_text()
+    runs = [line for line in text.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert "pottery-seg-incumbent.pt" in runs[0] and "pottery-seg-demo.pt" in runs[1]
+    assert "the numbers below are the runs' own aggregates" in text  # same snapshot, criteria and baseline
 
 
 def test_timings_are_written_beside_the_report_and_kept_out_of_it(demo_runs):

@@ -10,13 +10,11 @@ import sys
 
 import pytest
 
-from tests.support import DEMO_REPORT, REPO, scratch_dir
+from tests.support import COMPARE_CLI, DEMO_REPORT, REPO, scratch_dir
 from eval.sanitise import markdown as markdown_text
 from trend import compare
 from trend.render import render_trend
 from trend.runs import load_run
-
-COMPARE_CLI = REPO / "tools" / "compare_runs.py"
 
 
 def _demo():
@@ -143,7 +141,9 @@ def test_v2_fields_boundary_iou_intervals_and_timings_are_shown():
     v1["schema"] = "pottery-gate-metrics/v1"
     for row in v1["aggregates"] + v1["per_image"]:
         row.pop("boundary_iou", None)  # as the gate wrote v1 before Boundary IoU
-    runs = [load_run(_write(v1, "v1")), load_run(_write(document, "v2", timings))]
+    v2_folder = _write(document, "v2", timings)
+    runs = [load_run(_write(v1, "v1")), load_run(v2_folder)]
+    assert load_run(v2_folder / "metrics.json").timings is None  # a metrics.json alone: no machine figures
     files = render_trend(runs)
     text = files["trend.md"].decode()
     assert "plots/boundary_iou-test.png" in files

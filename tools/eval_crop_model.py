@@ -22,10 +22,11 @@ from eval import cli, sanitise
 from eval.errors import GateInputError
 from eval.pipeline import GateOptions, run_gate
 from eval.runtime import user_path
-from tracking.wandb_run import TrackingOptions, track
+from tracking.wandb_run import TrackingOptions, harness_commit, track
 
 _ROOT = pathlib.Path(__file__).parent.parent  # runfiles root of this workspace, or the source tree
 _DEMO_CHECKPOINT = _ROOT / "demo" / "assets" / "pottery-seg-demo.pt"
+_DEMO_INCUMBENT = _ROOT / "demo" / "assets" / "pottery-seg-incumbent.pt"  # the same model, trained less
 # Runfiles are symlinks into the source tree, which the snapshot loader would refuse as escaping its
 # root: use the directory the demo files really live in.
 _DEMO_DATASET = (_ROOT / "demo" / "assets" / "snapshot" / "snapshot.yaml").resolve().parent
@@ -37,6 +38,13 @@ _CHECKPOINT_SHA256 = flags.DEFINE_string(
     "checkpoint_sha256", None, "Refuse the checkpoint unless its sha256 is this digest (checked before loading).")
 _CHECKPOINT_ALLOWLIST = flags.DEFINE_string(
     "checkpoint_allowlist", None, "File of approved checkpoint sha256 digests, one per line.")
+_INCUMBENT = flags.DEFINE_string(
+    "incumbent_checkpoint", None, "The YOLO-seg checkpoint production serves now (local or modal://): a third "
+    "backend, run on the same images with the candidate's settings, shown beside it; criteria with "
+    "`vs: incumbent` measure regression against it (and need it). Default for the demo: the demo incumbent.")
+_INCUMBENT_SHA256 = flags.DEFINE_string(
+    "incumbent_sha256", None, "Refuse the incumbent unless its sha256 is this digest (checked before loading; "
+    "required when --checkpoint_sha256 pins the candidate). --checkpoint_allowlist applies to it too.")
 _DATASET = flags.DEFINE_string(
     "dataset", None, "Dataset snapshot directory (see eval/inputs/snapshot.py) or modal://<volume>/<path>. "
     "Default: the bundled demo snapshot.")
@@ -97,7 +105,9 @@ def main(argv):
         checkpoint_allowlist=user_path(_CHECKPOINT_ALLOWLIST.value), overwrite=_OVERWRITE.value,
         batch_size=_BATCH_SIZE.value, conf=_CONF.value, imgsz=_IMGSZ.value, device=_DEVICE.value,
         torch_threads=_TORCH_THREADS.value, gallery_size=_GALLERY_SIZE.value, quiet=_QUIET.value,
-        baseline_cache=_BASELINE_CACHE.value, demo=demo)
+        baseline_cache=_BASELINE_CACHE.value, demo=demo,
+        incumbent_checkpoint=user_path(_INCUMBENT.value) or (str(_DEMO_INCUMBENT) if demo else None),
+        incumbent_sha256=_INCUMBENT_SHA256.value)
     try:
         result, output_dir = run_gate(options)
     except GateInputError as err:
@@ -115,7 +125,7 @@ def main(argv):
         workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", _ROOT)
         wandb_dir = user_path(_WANDB_DIR.value) or os.environ.get("WANDB_DIR") or user_path(".")
         track(TrackingOptions(_WANDB_PROJECT.value, _WANDB_ENTITY.value, _WANDB_RUN_NAME.value, wandb_dir),
-              output_dir, _settings(options), workspace)
+              output_dir, _settings(options), harness_commit(workspace))
     decision = result.decision
     print(f"report: {sanitise.text(output_dir / 'report.md')}")
     print(sanitise.text(decision.headline))

@@ -64,7 +64,9 @@ def _inputs_section(runs, differences):
                      "computed them on other images.")
     lines.append("")
     if differences:
-        rows = [(f"#{d.after_run} → #{d.after_run + 1}", md(d.what), md(d.before), md(d.after)) for d in differences]
+        shown = lambda value: "(none)" if value is None else md(value)  # noqa: E731
+        rows = [(f"#{d.after_run} → #{d.after_run + 1}", md(d.what), shown(d.before), shown(d.after))
+                for d in differences]
         lines += ["What differs between consecutive runs:", ""]
         lines += _table(["runs", "what", "before", "after"], rows)
     else:

@@ -1,7 +1,7 @@
 """Loading one gate run for the trend report: any metrics.json schema the gate has written, validated.
 
 A run is a report folder (its metrics.json, and timings.json when the gate wrote one) or a metrics.json
-file. Fields every schema version has are required (a missing one is an error naming the file and the
+file alone (no timings: what a committed, reproducible example is built from). Fields every schema version has are required (a missing one is an error naming the file and the
 key); fields added later (Boundary IoU, intervals, the incumbent, timings) are optional and read as absent.
 """
 
@@ -161,4 +161,5 @@ def load_run(spec):
                 for r in _get(document, ("criteria_results",), source, list)}
     return Run(source, schema, _get(document, ("recommendation",), source, str),
                _get(deciding, ("id",), source, str), str(deciding.get("summary", "")), provenance,
-               _aggregates(document, source), criteria, _per_image(document, source), _timings(source.parent))
+               _aggregates(document, source), criteria, _per_image(document, source),
+               _timings(path) if path.is_dir() else None)

@@ -7,15 +7,16 @@ from eval.scoring.scores import round_metric
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
 COMPLETENESS_ID = "evaluation_complete"
-CANDIDATE, BASELINE = "candidate", "rembg"
+CANDIDATE, BASELINE, INCUMBENT = "candidate", "rembg", "incumbent"
 
 
 @dataclasses.dataclass(frozen=True)
 class _Kind:
     """How a criterion kind is measured: a statistic of an Aggregate, the direction, and the reference.
 
-    With `vs_baseline`, the observed value is the baseline's statistic minus the candidate's (a
-    regression, positive when the candidate is worse); otherwise it is the candidate's statistic.
+    With `vs_baseline`, the observed value is the reference's statistic minus the candidate's (a
+    regression, positive when the candidate is worse); the reference is the criterion's `vs`, rembg unless
+    it names the incumbent. Otherwise the observed value is the candidate's statistic.
     """
 
     label: str
@@ -28,9 +29,9 @@ class _Kind:
 KINDS = {
     "min_pass_rate": _Kind("candidate pass rate", lambda a: a.pass_rate, ">="),
     "min_mean_iou": _Kind("candidate mean IoU", lambda a: a.mask_iou["mean"], ">="),
-    "max_mean_iou_regression": _Kind("mean-IoU regression vs rembg", lambda a: a.mask_iou["mean"], "<=", True),
+    "max_mean_iou_regression": _Kind("mean-IoU regression vs {vs}", lambda a: a.mask_iou["mean"], "<=", True),
     "min_mean_boundary_iou": _Kind("candidate mean Boundary IoU", lambda a: a.boundary_iou["mean"], ">="),
-    "max_mean_boundary_iou_regression": _Kind("mean-Boundary-IoU regression vs rembg",
+    "max_mean_boundary_iou_regression": _Kind("mean-Boundary-IoU regression vs {vs}",
                                               lambda a: a.boundary_iou["mean"], "<=", True),
 }
 
@@ -99,7 +100,7 @@ class Decision:
 
 def _measure(criterion, failure_class, table, min_images):
     candidate = table.get((CANDIDATE, criterion.corpus, failure_class))
-    baseline = table.get((BASELINE, criterion.corpus, failure_class))
+    baseline = table.get((criterion.vs, criterion.corpus, failure_class))  # the reference: rembg or the incumbent
     n = candidate.n_images if candidate else 0
     kind = KINDS[criterion.kind]
     where = f"{criterion.corpus}/{failure_class}"
@@ -114,18 +115,19 @@ def _measure(criterion, failure_class, table, min_images):
     observed = round_metric(base_value - cand_value) if kind.vs_baseline else cand_value
     margin = round_metric(observed - criterion.threshold if kind.op == ">=" else criterion.threshold - observed)
     status = PASS if margin >= 0 else FAIL
-    detail = f" (candidate {cand_value:.4f} vs rembg {base_value:.4f})" if kind.vs_baseline else ""
+    detail = f" (candidate {cand_value:.4f} vs {criterion.vs} {base_value:.4f})" if kind.vs_baseline else ""
+    label = kind.label.format(vs=criterion.vs)
     return CriterionResult(**base, observed=observed, margin=margin, status=status,
-                           summary=f"{kind.label} {observed:.4f} on {where} (n={n}){detail} must be {kind.op} "
+                           summary=f"{label} {observed:.4f} on {where} (n={n}){detail} must be {kind.op} "
                                    f"{criterion.threshold:.4f}")
 
 
 def _completeness(n_evaluated, n_not_evaluated):
-    """A yes/no check; observed is the count of images not evaluated, n the count evaluated by both backends."""
+    """A yes/no check; observed is the count of images not evaluated, n the count evaluated by every backend."""
     ok = n_not_evaluated == 0
     return CriterionResult(COMPLETENESS_ID, "all_images_evaluated", "all", "all", 0.0, float(n_not_evaluated),
                            0.0 if ok else -float(n_not_evaluated), n_evaluated, PASS if ok else FAIL,
-                           "every eligible image was evaluated by both backends" if ok else
+                           "every eligible image was evaluated by every backend" if ok else
                            f"{n_not_evaluated} image(s) could not be evaluated; an incomplete evaluation "
                            "cannot be a go", yes_no=True)
 

@@ -52,9 +52,10 @@ def check_pin(pinned_sha256, flag="--checkpoint_sha256"):
         raise GateInputError(flag, f"{pinned_sha256!r} is not a 64-hex-digit sha256 digest")
 
 
-def resolve_checkpoint(spec, pinned_sha256=None, allowlist=None, open_store=volumes.ModalVolumeStore):
+def resolve_checkpoint(spec, pinned_sha256=None, allowlist=None, open_store=volumes.ModalVolumeStore,
+                       pin_flag="--checkpoint_sha256"):
     """Local path + digest of the checkpoint at `spec`, refused unless it matches every given pin."""
-    check_pin(pinned_sha256)
+    check_pin(pinned_sha256, pin_flag)
     if volumes.is_volume_uri(spec):
         path = volumes.fetch(spec, runtime.cache_dir() / "volumes", open_store)
     else:
@@ -70,7 +71,7 @@ def resolve_checkpoint(spec, pinned_sha256=None, allowlist=None, open_store=volu
     if magic != _ZIP_MAGIC:
         raise GateInputError(spec, "not a torch checkpoint (expected the zip format torch.save writes)")
     if pinned_sha256 is not None and digest != pinned_sha256.lower():
-        raise GateInputError(spec, f"sha256 {digest} differs from the pinned --checkpoint_sha256 {pinned_sha256}")
+        raise GateInputError(spec, f"sha256 {digest} differs from the pinned {pin_flag} {pinned_sha256}")
     if allowlist is not None and digest not in allowlist:
         raise GateInputError(spec, f"sha256 {digest} is not in the checkpoint allowlist")
     return Checkpoint(str(spec), path, digest)

@@ -14,6 +14,9 @@ from eval.inputs.yaml_config import load_yaml
 CORPORA = ("test", "flagged")
 KINDS = ("min_pass_rate", "min_mean_iou", "max_mean_iou_regression", "min_mean_boundary_iou",
          "max_mean_boundary_iou_regression")
+REFERENCES = ("rembg", "incumbent")  # what a regression criterion is measured against (`vs`)
+# The kinds measured against a reference (eval.decision.decide.KINDS' vs_baseline rows; a test keeps them equal).
+REGRESSION_KINDS = ("max_mean_iou_regression", "max_mean_boundary_iou_regression")
 ALL = "all"
 EACH = "each"
 UNCLASSIFIED = "unclassified"
@@ -65,6 +68,7 @@ SCHEMA = {
                 "corpus": {"enum": list(CORPORA)},
                 "failure_class": {"type": "string"},
                 "threshold": _UNIT,
+                "vs": {"enum": list(REFERENCES)},
             },
         }},
     },
@@ -105,6 +109,7 @@ class Criterion:
     corpus: str
     failure_class: str  # a class id, ALL, or EACH (expanded by the decision step)
     threshold: float
+    vs: str = "rembg"  # the reference of a regression criterion: rembg, or the incumbent checkpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,10 +159,14 @@ def load_criteria(path):
     for c in classes:
         if c.id in _RESERVED:
             raise GateInputError(path, f"failure class id {c.id!r} is reserved ({', '.join(_RESERVED)})")
-    criteria = tuple(Criterion(r["id"], r["kind"], r["corpus"], r["failure_class"], float(r["threshold"]))
-                     for r in data["criteria"])
+    criteria = tuple(Criterion(r["id"], r["kind"], r["corpus"], r["failure_class"], float(r["threshold"]),
+                               r.get("vs", REFERENCES[0])) for r in data["criteria"])
     _unique([c.id for c in criteria], "criterion", path)
     known = {ALL, EACH, UNCLASSIFIED, *(c.id for c in classes)}
+    for raw, c in zip(data["criteria"], criteria):
+        if "vs" in raw and c.kind not in REGRESSION_KINDS:
+            raise GateInputError(path, f"criterion {c.id!r}: `vs` names the reference of a regression; kind "
+                                       f"{c.kind!r} measures the candidate alone")
     for c in criteria:
         if c.failure_class not in known:
             raise GateInputError(path, f"criterion {c.id!r} names unknown failure class {c.failure_class!r}; "

@@ -32,7 +32,9 @@ class GalleryCase:
     candidate_iou: float
     baseline_boundary_iou: float
     candidate_boundary_iou: float
-    thumbnails: tuple  # (photo, truth, baseline, candidate) as small arrays
+    thumbnails: tuple  # (photo, truth, baseline, candidate[, incumbent]) as small arrays
+    incumbent_iou: float | None = None  # when an incumbent ran: shown beside the candidate
+    incumbent_boundary_iou: float | None = None
 
     @property
     def delta(self):
@@ -52,11 +54,13 @@ def _thumb(array, height=THUMB_HEIGHT):
                                  else Image.Resampling.BILINEAR))
 
 
-def make_case(baseline, candidate, image, truth, baseline_mask, candidate_mask):
-    """A case from one image's two ImageScores (rembg, candidate), its photo, truth and both masks."""
-    thumbs = (_thumb(image), _thumb(truth), _thumb(baseline_mask), _thumb(candidate_mask))
+def make_case(baseline, candidate, image, truth, baseline_mask, candidate_mask, incumbent=None):
+    """A case from one image's ImageScores (rembg, candidate), its photo, truth and both masks; `incumbent`
+    is (ImageScore, mask) when an incumbent ran."""
+    masks = (image, truth, baseline_mask, candidate_mask) + ((incumbent[1],) if incumbent else ())
     return GalleryCase(candidate.corpus, candidate.image_id, baseline.mask_iou, candidate.mask_iou,
-                       baseline.boundary_iou, candidate.boundary_iou, thumbs)
+                       baseline.boundary_iou, candidate.boundary_iou, tuple(_thumb(m) for m in masks),
+                       *((incumbent[0].mask_iou, incumbent[0].boundary_iou) if incumbent else ()))
 
 
 class GalleryPicker:
@@ -119,14 +123,17 @@ def _font(size):
 
 
 def render_panel(case):
-    """PNG bytes: photo | ground truth | rembg | candidate, each captioned with its IoUs, and the legend."""
-    photo, truth, baseline, candidate = case.thumbnails
+    """PNG bytes: photo | ground truth | rembg | candidate [| incumbent], each captioned with its IoUs, and the legend."""
+    photo, truth, baseline, candidate, *incumbent = case.thumbnails
     truth_tile = np.where(truth[..., None], photo, (photo * 0.2).astype(np.uint8))
     tiles = [(photo, ("photo", "")), (truth_tile, ("ground truth", "")),
              (_overlay(photo, baseline, truth),
               (f"rembg: IoU {case.baseline_iou:.3f}", f"Boundary IoU {case.baseline_boundary_iou:.3f}")),
              (_overlay(photo, candidate, truth),
               (f"candidate: IoU {case.candidate_iou:.3f}", f"Boundary IoU {case.candidate_boundary_iou:.3f}"))]
+    tiles += [(_overlay(photo, mask, truth),
+               (f"incumbent: IoU {case.incumbent_iou:.3f}", f"Boundary IoU {case.incumbent_boundary_iou:.3f}"))
+              for mask in incumbent]
     font, line, gap = _font(13), 17, 6
     caption = 2 * line
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))

@@ -14,7 +14,7 @@ import json
 import jinja2
 
 from eval import sanitise
-from eval.decision.decide import BASELINE, CANDIDATE
+from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT
 from eval.report import gallery as gallery_lib
 from eval.scoring import class_audit
 
@@ -68,8 +68,17 @@ def _decision_order(decision):
                         row["failure_class"])
 
 
+def _incumbent_columns(incumbent, cand):
+    """The incumbent's cells of a side-by-side row (None where no incumbent ran)."""
+    if incumbent is None:
+        return {"inc_iou": None, "delta_inc_iou": None, "inc_pass": None, "delta_inc_pass": None}
+    return {"inc_iou": incumbent.mask_iou["mean"], "delta_inc_iou": cand.mask_iou["mean"] - incumbent.mask_iou["mean"],
+            "inc_pass": incumbent.pass_rate, "delta_inc_pass": cand.pass_rate - incumbent.pass_rate}
+
+
 def _side_by_side(result):
-    """Rows of (corpus, class, n, rembg and candidate metrics, deltas), ordered by the decision's needs."""
+    """Rows of (corpus, class, n, rembg, candidate [and incumbent] metrics, deltas), ordered by the decision's
+    needs."""
     table = {a.key: a for a in result.aggregates}
     rows = []
     for (backend, corpus, failure_class), cand in sorted(table.items()):
@@ -77,6 +86,7 @@ def _side_by_side(result):
         if backend != CANDIDATE or base is None:
             continue
         rows.append({
+            **_incumbent_columns(table.get((INCUMBENT, corpus, failure_class)), cand),
             "corpus": corpus, "failure_class": failure_class, "n": cand.n_images,
             "base_iou": base.mask_iou["mean"], "cand_iou": cand.mask_iou["mean"],
             "delta_iou": cand.mask_iou["mean"] - base.mask_iou["mean"],
@@ -122,7 +132,8 @@ def report_markdown(result, title):
     text = _environment().get_template("report.md.j2").render(
         title=title, result=result, decision=result.decision, prov=result.provenance,
         rows=_side_by_side(result), best=best, worst=worst, exclusions=_exclusion_summary(result.exclusions),
-        n_excluded=len(result.exclusions), audit_examples=class_audit.EXAMPLES)
+        n_excluded=len(result.exclusions), audit_examples=class_audit.EXAMPLES,
+        incumbent=any(a.source_backend == INCUMBENT for a in result.aggregates))
     return text.rstrip("\n").encode() + b"\n"
 
 
