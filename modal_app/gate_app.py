@@ -24,6 +24,7 @@ definitions are lazy, and Volumes are looked up only when `main` runs. Every fun
 Python over a directory of mounted Volumes (`VolumeMounts`), so tests run them against a local directory.
 """
 
+import dataclasses
 import math
 import pathlib
 import sys
@@ -42,6 +43,7 @@ from eval.inputs.checkpoint import check_pin, read_allowlist, resolve_checkpoint
 from eval.inputs.criteria import load_criteria
 from eval.inputs.snapshot import FLAGGED, TEST
 from eval.progress import Progress
+from tracking.wandb_run import TrackingOptions, harness_commit, track
 from eval.report import gallery as gallery_lib
 
 APP_NAME = "pottery-gate"
@@ -116,7 +118,7 @@ def build_image():
         .run_commands(_SELF_CHECK)
         .env(_ENV)
         # Sources last and mounted at start-up, so editing them never rebuilds the layers above.
-        .add_local_python_source("eval", "modal_app", ignore=ignore_source)
+        .add_local_python_source("eval", "modal_app", "tracking", ignore=ignore_source)
         .add_local_dir(str(_REPO / "configs"), CONTAINER_CONFIGS)
     )
 
@@ -170,7 +172,8 @@ def volume_name(uri):
 
 
 def input_volumes(request):
-    return sorted({volume_name(request["checkpoint"]), volume_name(request["dataset"])})
+    uris = (request["checkpoint"], request["dataset"], request.get("incumbent"))
+    return sorted({volume_name(uri) for uri in uris if uri})
 
 
 def all_volumes(request):
@@ -228,11 +231,12 @@ def merge_results(results, gallery_size):
 _BACKENDS = {}  # per process: a warm container scores several shards with the same models
 
 
-def _backends(options, baseline_config, checkpoint):
+def _backends(options, baseline_config, checkpoint, incumbent=None):
     key = (checkpoint.sha256, str(checkpoint.path), baseline_config.sha256, options.conf, options.imgsz,
-           options.device, options.torch_threads, options.baseline_cache)
+           options.device, options.torch_threads, options.baseline_cache,
+           incumbent and (incumbent.sha256, str(incumbent.path)))
     if key not in _BACKENDS:
-        _BACKENDS[key] = pipeline.make_backends(options, baseline_config, checkpoint)
+        _BACKENDS[key] = pipeline.make_backends(options, baseline_config, checkpoint, incumbent=incumbent)
     return _BACKENDS[key]
 
 
@@ -246,18 +250,20 @@ def run_shard(job, mounts):
         mounts.reload(job["volumes"])
         # Re-resolved from the Volume in this container, pinned to the digest the coordinator saw.
         checkpoint = resolve_checkpoint(options.checkpoint, job["checkpoint_sha256"], None, mounts.store)
-        baseline, candidate = _backends(options, job["baseline_config"], checkpoint)
+        incumbent = (resolve_checkpoint(options.incumbent_checkpoint, job["incumbent_sha256"], None, mounts.store,
+                                        pin_flag="--incumbent-sha256") if options.incumbent_checkpoint else None)
+        backends = _backends(options, job["baseline_config"], checkpoint, incumbent)
     except GateInputError as err:
         return {"index": job["index"], "error": [err.where, err.problem]}
     progress = Progress(options.quiet)
     progress.start(f"shard {job['index'] + 1}/{job['count']}", sum(len(b) for b in job["batches"]))
     results = []
     for batch in job["batches"]:
-        results.append(score_items(list(batch), job["criteria"], baseline, candidate, options.batch_size,
-                                   options.gallery_size))
+        results.append(score_items(list(batch), job["criteria"], backends.baseline, backends.candidate,
+                                   options.batch_size, options.gallery_size, incumbent=backends.incumbent))
         progress.advance(len(batch))
     return {"index": job["index"], "result": merge_results(results, options.gallery_size),
-            "backends": {b.name: b.provenance() for b in (baseline, candidate)}}
+            "backends": {b.name: b.provenance() for b in backends.present}}
 
 
 # --- the coordinator --------------------------------------------------------------------------------------
@@ -291,7 +297,8 @@ def gate_options(request, mounts, config_dir):
         overwrite=request["overwrite"], batch_size=request["batch_size"], conf=request["candidate_conf"],
         imgsz=request["candidate_imgsz"], device=request["device"], torch_threads=request["torch_threads"],
         gallery_size=request["gallery_size"], quiet=request.get("quiet", False),
-        baseline_cache=request.get("baseline_cache", False), demo=False)
+        baseline_cache=request.get("baseline_cache", False), demo=False,
+        incumbent_checkpoint=request.get("incumbent") or None, incumbent_sha256=request.get("incumbent_sha256") or None)
 
 
 def coordinate(request, mounts, map_shards):
@@ -310,7 +317,9 @@ def coordinate(request, mounts, map_shards):
                            request["shards"] or auto_shard_count(len(snapshot.items)))
         progress.log(f"checkpoint {checkpoint.name} sha256 {checkpoint.sha256[:16]}…, dataset {snapshot.version}: "
                      f"{len(snapshot.items)} image(s) in {len(plan)} shard(s)")
+        incumbent_sha256 = prepared.incumbent.sha256 if prepared.incumbent is not None else None
         jobs = [{"index": k, "count": len(plan), "options": options, "checkpoint_sha256": checkpoint.sha256,
+                 "incumbent_sha256": incumbent_sha256,
                  "criteria": prepared.criteria, "baseline_config": prepared.baseline_config,
                  "batches": shard, "volumes": input_volumes(request)} for k, shard in enumerate(plan)]
         outcomes = sorted(map_shards(jobs), key=lambda o: o["index"])
@@ -326,7 +335,10 @@ def coordinate(request, mounts, map_shards):
         result = combine([o["result"] for o in outcomes], snapshot, prepared.criteria, provenance,
                          options.gallery_size)
         pipeline.publish_result(prepared, result)
-        mounts.commit(volume_name(request["output_dir"] or request["reports_root"]))
+        output_volume = volume_name(request["output_dir"] or request["reports_root"])
+        if request.get("wandb"):
+            _track(request["wandb"], prepared, mounts.path(f"{volumes.SCHEME}{output_volume}/wandb"))
+        mounts.commit(output_volume)
     except GateInputError as err:
         return {"status": "error", "error": str(err)}
     except Exception as err:  # noqa: BLE001 - an unexpected failure must never look like a decision
@@ -337,6 +349,14 @@ def coordinate(request, mounts, map_shards):
             "deciding_criterion": {"id": decision.deciding.id, "summary": decision.deciding.summary},
             "not_evaluated": len(result.not_evaluated), "output": mounts.uri(prepared.output_dir),
             "run_key": prepared.run_key, "images": len(snapshot.items), "shards": len(plan)}
+
+
+def _track(wandb, prepared, directory):
+    """Log the published run to W&B from the coordinator; offline runs stay in the output Volume's wandb/."""
+    directory.mkdir(parents=True, exist_ok=True)
+    settings = {k: v for k, v in dataclasses.asdict(prepared.options).items() if k not in ("quiet", "reports_root")}
+    track(TrackingOptions(wandb["project"], wandb.get("entity") or None, wandb.get("run_name") or None,
+                          str(directory)), prepared.output_dir, settings, wandb.get("harness_commit"))
 
 
 # --- Modal functions --------------------------------------------------------------------------------------
@@ -376,12 +396,13 @@ def _config_document(path, default_name=None):
 def make_request(checkpoint, dataset, reports_root=DEFAULT_REPORTS_ROOT, output_dir="", checkpoint_sha256="",
                  checkpoint_allowlist="", criteria="", baseline_config="", overwrite=False, shards=0,
                  gpu=DEFAULT_GPU, device="cuda:0", batch_size=8, candidate_conf=0.25, candidate_imgsz=0,
-                 torch_threads=2, gallery_size=3, quiet=False):
+                 torch_threads=2, gallery_size=3, quiet=False, incumbent="", incumbent_sha256="",
+                 wandb_project="", wandb_entity="", wandb_run_name="", wandb_secret=""):
     """Check flags and config files here (errors name the local file) and pack them for `gate`."""
     if not checkpoint or not dataset:
         raise GateInputError("--checkpoint" if not checkpoint else "--dataset", "required (a modal:// URI)")
     for flag, value in (("--checkpoint", checkpoint), ("--dataset", dataset), ("--reports-root", reports_root),
-                        ("--output-dir", output_dir)):
+                        ("--output-dir", output_dir), ("--incumbent", incumbent)):
         if value and not volumes.is_volume_uri(value):
             raise GateInputError(flag, f"{value!r} is not a modal://<volume>/<path> URI (the app reads and "
                                        "writes Modal Volumes; upload local files with `modal volume put`)")
@@ -393,6 +414,9 @@ def make_request(checkpoint, dataset, reports_root=DEFAULT_REPORTS_ROOT, output_
         if value < low:
             raise GateInputError(flag, f"must be at least {low}, got {value}")
     check_pin(checkpoint_sha256 or None, "--checkpoint-sha256")
+    check_pin(incumbent_sha256 or None, "--incumbent-sha256")
+    if incumbent_sha256 and not incumbent:
+        raise GateInputError("--incumbent-sha256", "pins an incumbent, but --incumbent names none")
     if not 0.0 <= candidate_conf <= 1.0:
         raise GateInputError("--candidate-conf", f"must be within [0, 1], got {candidate_conf}")
     load_criteria(criteria or _REPO / "configs" / _CONFIG_FILES["criteria"])
@@ -408,6 +432,10 @@ def make_request(checkpoint, dataset, reports_root=DEFAULT_REPORTS_ROOT, output_
         "overwrite": overwrite, "shards": shards, "gpu": gpu, "device": device, "batch_size": batch_size,
         "candidate_conf": candidate_conf, "candidate_imgsz": candidate_imgsz, "torch_threads": torch_threads,
         "gallery_size": gallery_size, "quiet": quiet, "baseline_cache": False,
+        "incumbent": incumbent, "incumbent_sha256": incumbent_sha256,
+        # Logged by the coordinator after publishing; the harness's commit is known only here, in the checkout.
+        "wandb": {"project": wandb_project, "entity": wandb_entity, "run_name": wandb_run_name,
+                  "secret": wandb_secret, "harness_commit": harness_commit(_REPO)} if wandb_project else None,
     }
 
 
@@ -435,8 +463,11 @@ def report_summary(summary, out=None, err=None):
 
 
 def submit(request):
-    """Run `gate` on Modal with every Volume the request names mounted (needs credentials)."""
-    return gate.with_options(volumes=_modal_volumes(all_volumes(request))).remote(request)
+    """Run `gate` on Modal with every Volume the request names mounted (needs credentials); W&B credentials
+    come from the Modal Secret --wandb-secret names (without one, the W&B run is written offline)."""
+    secret = (request.get("wandb") or {}).get("secret")
+    secrets = [modal.Secret.from_name(secret)] if secret else []
+    return gate.with_options(volumes=_modal_volumes(all_volumes(request)), secrets=secrets).remote(request)
 
 
 def run_from_cli(submit_request=None, **flags):
@@ -460,13 +491,16 @@ def main(checkpoint: str, dataset: str, reports_root: str = DEFAULT_REPORTS_ROOT
          checkpoint_sha256: str = "", checkpoint_allowlist: str = "", criteria: str = "", baseline_config: str = "",
          overwrite: bool = False, shards: int = 0, gpu: str = DEFAULT_GPU, device: str = "cuda:0",
          batch_size: int = 8, candidate_conf: float = 0.25, candidate_imgsz: int = 0, torch_threads: int = 2,
-         gallery_size: int = 3):
+         gallery_size: int = 3, incumbent: str = "", incumbent_sha256: str = "", wandb_project: str = "",
+         wandb_entity: str = "", wandb_run_name: str = "", wandb_secret: str = ""):
     """Gate a checkpoint in a Volume on a snapshot in a Volume; exits 0 go, 1 no-go, 2 error (as the CLI)."""
     code = run_from_cli(
         checkpoint=checkpoint, dataset=dataset, reports_root=reports_root, output_dir=output_dir,
         checkpoint_sha256=checkpoint_sha256, checkpoint_allowlist=checkpoint_allowlist, criteria=criteria,
         baseline_config=baseline_config, overwrite=overwrite, shards=shards, gpu=gpu, device=device,
         batch_size=batch_size, candidate_conf=candidate_conf, candidate_imgsz=candidate_imgsz,
-        torch_threads=torch_threads, gallery_size=gallery_size)
+        torch_threads=torch_threads, gallery_size=gallery_size, incumbent=incumbent,
+        incumbent_sha256=incumbent_sha256, wandb_project=wandb_project, wandb_entity=wandb_entity,
+        wandb_run_name=wandb_run_name, wandb_secret=wandb_secret)
     if code != EXIT_GO:
         sys.exit(code)  # SystemExit passes through `modal run` (it only wraps Exception) as the exit status

@@ -25,6 +25,7 @@ from eval.inputs.criteria import load_criteria
 from eval.inputs.snapshot import FLAGGED, TEST, load_snapshot
 from eval.report.render import render_all
 from modal_app import gate_app
+from tracking import offline_log
 from tests.support import BASELINE_CONFIG, CLI, CRITERIA, DEMO_CHECKPOINT, REPO, crop_run, pot_photo, \
     scratch_dir, write_snapshot
 
@@ -290,6 +291,7 @@ spec.loader.exec_module(importlib.util.module_from_spec(spec))
 assert "modal" not in sys.modules, "eval/ or the CLI imported modal"
 import modal
 from modal_app import gate_app
+from tracking import offline_log
 assert isinstance(gate_app.gate, modal.Function) and isinstance(gate_app.score_shard, modal.Function)
 assert gate_app.main.info.raw_f.__name__ == "main"
 print("ok")
@@ -319,6 +321,50 @@ def test_image_is_built_from_the_lock_file_and_the_sources():
     assert {"/root/eval/gate.py", "/root/eval/backends/yolo_backend.py", "/root/modal_app/gate_app.py"} <= uploaded
     assert not [p for p in uploaded if "__pycache__" in p or p.endswith((".pyc", "BUILD.bazel"))]
 
+
+
+def test_incumbent_and_wandb_pass_through_the_coordinator(world, on_local_volumes, monkeypatch):
+    """The incumbent is resolved from its Volume in every shard and scored as in a local run; the
+    coordinator logs the published run to W&B (offline here: into the output Volume's wandb/)."""
+    incumbent = world["root"] / "ckpts" / "prod" / "best.pt"
+    incumbent.parent.mkdir(exist_ok=True)
+    shutil.copyfile(DEMO_CHECKPOINT, incumbent)
+    local = pipeline.run_gate(pipeline.GateOptions(
+        checkpoint=str(world["root"] / "ckpts" / "run-1" / "best.pt"), dataset=str(world["snapshot"]),
+        criteria=str(CRITERIA), baseline_config=str(BASELINE_CONFIG), reports_root="",
+        output_dir=str(world["base"] / "local-incumbent"), batch_size=BATCH_SIZE, device="cpu", torch_threads=2,
+        quiet=True, baseline_cache=True, incumbent_checkpoint=str(incumbent)))[1]
+    scratch = scratch_dir()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for name in ("CONFIG", "CACHE", "DATA", "ARTIFACT"):
+        monkeypatch.setenv(f"WANDB_{name}_DIR", str(scratch / name.lower()))
+    request = {**gate_app.make_request(**flags(shards=2, output_dir="modal://reports/with-incumbent",
+                                                 incumbent="modal://ckpts/prod/best.pt", wandb_project="gate-test")),
+               "quiet": True, "baseline_cache": True}
+    assert request["wandb"]["harness_commit"] is None or len(request["wandb"]["harness_commit"]) >= 40
+    summary = crossing(gate_app.gate.local(crossing(request)))
+    assert summary["status"] == "ok", summary
+    published = world["root"] / "reports" / "with-incumbent"
+    for name in ("metrics.json", "per_image.csv", "report.md"):
+        assert (published / name).read_bytes() == (local / name).read_bytes(), name
+    metrics = json.loads((published / "metrics.json").read_text())
+    assert {r["source_backend"] for r in metrics["per_image"]} == {"rembg", "candidate", "incumbent"}
+    assert metrics["provenance"]["incumbent"]["name"] == "best.pt"
+    [run_dir] = (world["root"] / "reports" / "wandb" / "wandb").glob("offline-run-*")
+    logged = offline_log.read_run(run_dir)
+    assert logged["summary"]["recommendation"] == metrics["recommendation"]
+    assert logged["config"]["provenance"] == metrics["provenance"]
+
+
+def test_incumbent_flags_are_checked_before_submitting():
+    with pytest.raises(gate_app.GateInputError, match="--incumbent"):
+        gate_app.make_request(**flags(incumbent="/local/best.pt"))
+    with pytest.raises(gate_app.GateInputError, match="--incumbent-sha256"):
+        gate_app.make_request(**flags(incumbent_sha256="0" * 64))
+    with pytest.raises(gate_app.GateInputError, match="--incumbent-sha256"):
+        gate_app.make_request(**flags(incumbent="modal://ckpts/prod/best.pt", incumbent_sha256="abc"))
+    assert gate_app.input_volumes(gate_app.make_request(**flags(incumbent="modal://prod/best.pt"))) == [
+        "ckpts", "data", "prod"]
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

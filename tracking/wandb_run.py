@@ -105,12 +105,12 @@ def _per_image_rows(folder):
         return list(csv.DictReader(handle))
 
 
-def _log(wandb, options, folder, settings, source_dir):
+def _log(wandb, options, folder, settings, commit):
     metrics = json.loads((folder / "metrics.json").read_text())
     timings_path = folder / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else None
     config = {"provenance": metrics["provenance"], "settings": settings, "schema": metrics["schema"],
-              "harness_git_commit": harness_commit(source_dir),
+              "harness_git_commit": commit,
               "example_criteria_values": metrics.get("example_criteria_values")}
     run = wandb.init(project=options.project, entity=options.entity, name=options.run_name,
                      dir=options.directory, config=config, mode=mode(), job_type="promotion-gate",
@@ -137,17 +137,20 @@ def _log(wandb, options, folder, settings, source_dir):
         return pathlib.Path(run.dir).parent, run.settings.mode
     finally:
         run.finish()
+        wandb.teardown()  # stops wandb's service, flushing the run's files before anyone reads them
 
 
-def track(options, report_folder, settings, source_dir, stream=sys.stderr):
+def track(options, report_folder, settings, commit, stream=sys.stderr):
     """Log the published run in `report_folder`; returns the wandb run directory, or None after a warning.
+
+    `commit` is the harness's git commit (harness_commit() where the checkout is), or None.
 
     Never raises: a tracking failure must not turn a decided run into an error.
     """
     try:
         import wandb
 
-        run_dir, run_mode = _log(wandb, options, pathlib.Path(report_folder), settings, source_dir)
+        run_dir, run_mode = _log(wandb, options, pathlib.Path(report_folder), settings, commit)
     except Exception as err:  # noqa: BLE001 - tracking is best-effort by contract
         print(f"warning: W&B tracking failed, the gate's result stands: {sanitise.text(type(err).__name__)}: "
               f"{sanitise.text(err)}", file=stream)
