@@ -291,7 +291,6 @@ spec.loader.exec_module(importlib.util.module_from_spec(spec))
 assert "modal" not in sys.modules, "eval/ or the CLI imported modal"
 import modal
 from modal_app import gate_app
-from tracking import offline_log
 assert isinstance(gate_app.gate, modal.Function) and isinstance(gate_app.score_shard, modal.Function)
 assert gate_app.main.info.raw_f.__name__ == "main"
 print("ok")

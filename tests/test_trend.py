@@ -131,8 +131,10 @@ def test_different_datasets_compare_only_shared_images_and_say_so(later_run):
 def test_v2_fields_boundary_iou_intervals_and_timings_are_shown():
     document = _demo()
     document["schema"] = "pottery-gate-metrics/v2"
-    for a in document["aggregates"]:
-        a["mask_iou"].update(ci_low=a["mask_iou"]["mean"] - 0.01, ci_high=a["mask_iou"]["mean"] + 0.02)
+    for a in document["aggregates"]:  # as engineer E's schema v2 records them
+        a["intervals"] = {"mask_iou_mean": {"level": 0.95, "lower": a["mask_iou"]["mean"] - 0.01,
+                                            "method": "expanded percentile bootstrap",
+                                            "upper": a["mask_iou"]["mean"] + 0.02}}
         a["boundary_iou"] = {"mean": 0.5, "median": 0.5, "p10": 0.4, "p90": 0.6}
     timings = {"schema": "pottery-gate-timings/v1", "device": {"label": "cpu | <b>box</b>"},
                "backends": {"candidate": {"images_timed": 48, "latency_ms": {"median": 12.34, "p90": 20.0},

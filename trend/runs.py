@@ -15,11 +15,6 @@ from eval.errors import GateInputError
 SCHEMAS = ("pottery-gate-metrics/v1", "pottery-gate-metrics/v2")
 TIMINGS_SCHEMA_PREFIX = "pottery-gate-timings/"
 METRICS = ("mask_iou", "boundary_iou")
-# Where an aggregate statistic's interval may be: {"mean": m, "ci_low": lo, "ci_high": hi} or
-# {"mean": m, "interval": [lo, hi]} / {"mean": m, "ci": {"low": lo, "high": hi}}.
-_INTERVAL_PAIRS = (("ci_low", "ci_high"), ("mean_ci_low", "mean_ci_high"), ("low", "high"))
-
-
 @dataclasses.dataclass(frozen=True)
 class Stat:
     """A mean with its interval when the run recorded one."""
@@ -66,28 +61,16 @@ def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _interval(stat):
-    for low, high in _INTERVAL_PAIRS:
-        if _number(stat.get(low)) and _number(stat.get(high)):
-            return stat[low], stat[high]
-    for key in ("interval", "ci"):
-        value = stat.get(key)
-        if isinstance(value, list) and len(value) == 2 and all(_number(v) for v in value):
-            return tuple(value)
-        if isinstance(value, dict):
-            found = _interval(value)
-            if found != (None, None):
-                return found
-    return None, None
-
-
-def _stat(value):
-    """A Stat from an aggregate's metric entry ({"mean": ...} or a bare number); None when absent."""
-    if _number(value):
-        return Stat(float(value))
-    if isinstance(value, dict) and _number(value.get("mean")):
-        return Stat(float(value["mean"]), *_interval(value))
-    return None
+def _stat(row, metric):
+    """A Stat of an aggregate's metric mean, with the interval schema v2 records in `intervals.<metric>_mean`
+    ({"lower", "upper", "level", "method"}); None when the run has no such metric."""
+    value = row.get(metric)
+    if not (isinstance(value, dict) and _number(value.get("mean"))):
+        return None
+    interval = (row.get("intervals") or {}).get(f"{metric}_mean") or {}
+    if _number(interval.get("lower")) and _number(interval.get("upper")):
+        return Stat(float(value["mean"]), float(interval["lower"]), float(interval["upper"]))
+    return Stat(float(value["mean"]))
 
 
 def _aggregates(document, source):
@@ -97,7 +80,7 @@ def _aggregates(document, source):
         key = tuple(_get(row, (k,), source, str) for k in ("source_backend", "corpus", "failure_class"))
         entry = {"n_images": _get(row, ("n_images",), source, int)}
         for metric in METRICS:
-            stat = _stat(row.get(metric))
+            stat = _stat(row, metric)
             if metric == "mask_iou" and stat is None:
                 raise GateInputError(source, f"{'.'.join(where)}.mask_iou has no mean")
             if stat is not None:
