@@ -84,7 +84,7 @@ def test_a_candidate_against_itself_regresses_by_exactly_zero(self_gated):
     assert provenance["incumbent"] == provenance["checkpoint"]
     assert provenance["backends"]["incumbent"] == provenance["backends"]["candidate"]
     report = (base / "run1" / "report.md").read_text()
-    assert "| incumbent checkpoint |" in report and "incumbent mean | Δ vs incumbent" in report
+    assert "| incumbent checkpoint |" in report and "incumbent mask IoU | Δ vs incumbent" in report
 
 
 def test_incumbent_masks_are_cached_by_content_and_reused(self_gated):
