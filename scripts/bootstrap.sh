@@ -25,11 +25,19 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   "${sudo[@]}" apt-get install -y -qq postgresql >&2
 fi
 
-# --- venv: outside the clone, keyed by lock + Python, so fresh clones and CI reuse it.
+# --- venv: outside the clone, keyed by lock + Python, so fresh clones and CI reuse it. It lives apart from
+# the gate's data cache (GATE_CACHE_DIR), so a job that points that cache at a per-job folder does not
+# build a 6 GB venv: POTTERY_GATE_VENV_DIR, default ~/.cache/pottery-gate-venvs.
 command -v python3 >/dev/null || die "python3 not found"
-cache="${GATE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pottery-gate}"
 key="$( { cat "$repo/requirements.lock"; python3 --version; } | sha256sum | cut -c1-16)"
+cache="${POTTERY_GATE_VENV_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pottery-gate-venvs}"
 venv="$cache/venv-$key"
+# Venvs built before the split live in the data cache; a ready one is used in place rather than rebuilt or
+# moved (checkouts may be running from it). Not when POTTERY_GATE_VENV_DIR names a place explicitly.
+legacy="${GATE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pottery-gate}/venv-$key"
+if [[ -z "${POTTERY_GATE_VENV_DIR:-}" && ! -f "$venv/.ready" && -f "$legacy/.ready" ]]; then
+  venv="$legacy"
+fi
 
 if [[ ! -f "$venv/.ready" ]]; then
   mkdir -p "$cache"
