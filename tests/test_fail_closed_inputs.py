@@ -428,8 +428,6 @@ GREY = 124  # ITU-R 601 luma of RGB, what Pillow's "L" conversion gives
 @pytest.mark.parametrize("name, make, expected", [
     ("cmyk.jpg", lambda p: Image.new("RGB", (8, 6), RGB).convert("CMYK").save(p, quality=100), RGB),
     ("cmyk.tif", lambda p: Image.new("RGB", (8, 6), RGB).convert("CMYK").save(p), RGB),
-    ("grey16.png", lambda p: Image.fromarray(np.full((6, 8), 200 * 257, np.uint16)).save(p), (200,) * 3),
-    ("grey16-low.png", lambda p: Image.fromarray(np.full((6, 8), 200, np.uint16)).save(p), (200,) * 3),
     ("rgb16.png", lambda p: _png16_rgb(p, np.full((6, 8, 3), [c * 257 for c in RGB], np.uint16)), RGB),
     ("palette.png", lambda p: Image.new("RGB", (8, 6), RGB).quantize(4).save(p), RGB),
     ("palette-transparent.png", lambda p: Image.new("RGB", (8, 6), RGB).quantize(4).save(p, transparency=0), RGB),
@@ -444,6 +442,40 @@ def test_photo_pixel_formats_become_8bit_rgb(tmp_path, name, make, expected):
     photo = images.load_rgb(path)
     assert photo.shape == (6, 8, 3) and photo.dtype == np.uint8
     assert np.abs(photo.astype(int) - expected).max() <= 3, photo[0, 0]
+    # Every backend sees the photo as production's rembg decodes it (its own orientation fix, then
+    # Pillow's convert("RGB") in its session), pixel for pixel.
+    from rembg.bg import fix_image_orientation
+
+    with Image.open(path) as img:
+        assert np.array_equal(photo, np.asarray(fix_image_orientation(img).convert("RGB")))
+
+
+@pytest.mark.parametrize("name, make", [
+    ("grey16.png", lambda p: Image.fromarray(np.full((6, 8), 200 * 257, np.uint16)).save(p)),
+    ("grey16-low.png", lambda p: Image.fromarray(np.full((6, 8), 200, np.uint16)).save(p)),
+    ("grey32.tif", lambda p: Image.fromarray(np.full((6, 8), 70000, np.int32)).save(p)),
+    ("float.tif", lambda p: Image.fromarray(np.full((6, 8), 0.5, np.float32)).save(p)),
+])
+def test_photos_with_more_than_8_bits_per_channel_are_refused(tmp_path, name, make):
+    """Production's rembg clips them at 255 (convert("RGB")): a 16-bit photo of a pot turns nearly
+    white. The gate neither scores that input nor a rescaled one production would never see."""
+    path = tmp_path / name
+    make(path)
+    with Image.open(path) as img:
+        clipped = np.asarray(img.convert("RGB"))
+    if name == "grey16.png":
+        assert (clipped == 255).all()  # what production would segment
+    refused(lambda: images.load_rgb(path), path, "more than 8 bits per channel")
+
+
+def test_a_16bit_photo_in_a_snapshot_is_not_evaluated_by_name(tmp_path):
+    from eval.gate import _try_decode
+
+    root = write_snapshot(tmp_path / "snap", n_test=1)
+    Image.fromarray(np.full((72, 96), 200 * 257, np.uint16)).save(root / "test/images/t0.png")
+    (item,) = [i for i in load_snapshot(root).items if i.image_id == "t0"]
+    outcome = _try_decode(item)
+    assert isinstance(outcome, GateInputError) and "t0.png" in str(outcome) and "I;16" in str(outcome)
 
 
 @pytest.mark.parametrize("values, mode, expected", [

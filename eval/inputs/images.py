@@ -3,8 +3,12 @@
 Rules (also in the README's snapshot contract):
 - EXIF orientation is applied to photos and to mask PNGs before anything else, so image, mask and
   predictions share one coordinate frame.
-- Photos become 8-bit RGB: CMYK and palette images through Pillow's conversion, 16-bit images scaled
-  down by 256 (when they use more than 8 bits), alpha dropped (the backends see the same pixels either way).
+- Photos become 8-bit RGB exactly as production's rembg decodes them (Pillow's `convert("RGB")`: CMYK and
+  palette images converted, alpha dropped), so every backend sees the pixels production would. Photos
+  with more than 8 bits per channel (16-bit or 32-bit greyscale) are refused: `convert("RGB")` clips
+  their values at 255 (a 16-bit photo turns nearly white), an input nobody means to evaluate.
+  (Pillow itself reads 48-bit RGB PNGs as 8-bit RGB, in production as here.)
+- Masks on a 16-bit scale are scaled down by 256 (when they use more than 8 bits).
 - Masks become boolean: a pixel is foreground when its value is >= 128 on a 0-255 scale (so
   anti-aliased edges split at half coverage). A mask with an alpha channel is read from the alpha.
   A mask that is not empty but has no pixel >= 128 (a 0/1 label image, say) is refused: read by the
@@ -15,13 +19,14 @@ Rules (also in the README's snapshot contract):
 import warnings
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import ExifTags, Image, ImageDraw, ImageOps
 
 from eval.errors import GateInputError
 
 MAX_PIXELS = 40_000_000
 MASK_FOREGROUND_MIN = 128
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+_WIDE_PHOTO_MODES = (*_SIXTEEN_BIT_MODES, "I;16N", "F")  # more than 8 bits per channel
 # Pillow's own opener, taken before a backend is imported: ultralytics replaces PIL.Image.open with a
 # wrapper that answers a file Pillow cannot identify by importing (or pip-installing) a HEIF plugin.
 _PILLOW_OPEN = Image.open
@@ -55,9 +60,25 @@ def _to_8bit(img):
 
 
 def load_rgb(path):
-    """Return the photo at `path` as an (H, W, 3) uint8 RGB array."""
-    img = _to_8bit(_open(path))
+    """Return the photo at `path` as an (H, W, 3) uint8 RGB array, decoded as production's rembg does."""
+    img = _open(path)
+    if img.mode in _WIDE_PHOTO_MODES:
+        raise GateInputError(path, f"photo has more than 8 bits per channel (Pillow mode {img.mode}); production's "
+                                   "rembg would clip it at 255 (Pillow convert('RGB')), so the gate refuses it: "
+                                   "export photos as 8-bit")
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def oriented_size(path):
+    """(width, height) of the photo at `path` once EXIF-oriented, read from its header; None if unreadable."""
+    try:
+        with warnings.catch_warnings(), _PILLOW_OPEN(path) as img:
+            warnings.simplefilter("ignore")  # a too-large photo is reported when it is decoded
+            width, height = img.size
+            orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # noqa: BLE001 - decoding proper reports the problem; this is only a hint
+        return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def load_mask(path, size):
