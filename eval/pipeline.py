@@ -12,6 +12,7 @@ import PIL
 
 import eval as harness
 from eval import runtime
+from eval.backends import yolo_backend
 from eval.backends.cached import CachedBackend
 from eval.backends.incumbent_backend import IncumbentBackend
 from eval.backends.rembg_backend import RembgBackend
@@ -95,10 +96,15 @@ def prepare_run(options, open_store=volumes.ModalVolumeStore):
     checkpoint = resolve_checkpoint(options.checkpoint, options.checkpoint_sha256, allowlist, open_store)
     incumbent = _incumbent(options, criteria, allowlist, open_store)
     snapshot = load_snapshot(_local_dataset(options.dataset, open_store))
-    settings = {"conf": options.conf, "imgsz": options.imgsz, "device": options.device,
-                "torch_threads": options.torch_threads, "gallery_size": options.gallery_size}
+    # Everything that can change a mask or a number, known before any model loads; not the batch size,
+    # which cannot (the candidate's masks are batch-invariant; see eval/backends/yolo_backend.py).
+    settings = {"candidate": yolo_backend.request_settings(options.conf, options.imgsz, options.device,
+                                                           options.torch_threads),
+                "gallery_size": options.gallery_size}
+    libraries = {**yolo_backend.library_versions(), **RembgBackend.library_versions()}
     inputs = {"checkpoint": checkpoint.sha256, "dataset": snapshot.sha256, "criteria": criteria.sha256,
-              "baseline_config": baseline_config.sha256, "harness": harness.__version__, "settings": settings}
+              "baseline_config": baseline_config.sha256, "harness": harness.__version__, "settings": settings,
+              "libraries": libraries}
     if incumbent is not None:
         inputs["incumbent"] = incumbent.sha256  # only when present: runs without one keep their run keys
     run_key = _digest(inputs)

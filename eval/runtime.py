@@ -14,6 +14,9 @@ _OFFLINE_ENV = {
     "ORT_DISABLE_TELEMETRY": "1",  # onnxruntime's native telemetry thread
     "YOLO_VERBOSE": "False",
 }
+# Idle OpenMP threads sleep instead of spinning. With more busy threads than cores (a shared CI runner),
+# spinning makes torch's 2-thread inference over 10x slower; no value changes. Read when torch loads.
+_THREAD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def cache_dir():
@@ -46,7 +49,7 @@ def _ultralytics_config_dir():
 
 def prepare(torch_threads):
     """Set offline switches and fixed thread counts; idempotent. Call before importing the backends' libs."""
-    for name, value in _OFFLINE_ENV.items():
+    for name, value in {**_OFFLINE_ENV, **_THREAD_ENV}.items():
         os.environ.setdefault(name, value)
     os.environ.setdefault("YOLO_CONFIG_DIR", str(_ultralytics_config_dir()))
     import torch

@@ -49,8 +49,12 @@ class RembgBackend(Backend):
             # onnxruntime falls back to CPU silently: the baseline would not be what production runs.
             raise GateInputError(config.path, f"onnxruntime providers {active} differ from the configured "
                                               f"{list(config.providers)}")
-        self._versions = {"rembg": importlib.metadata.version("rembg"),
-                          "onnxruntime": onnxruntime.__version__}
+        self._versions = self.library_versions()
+
+    @staticmethod
+    def library_versions():
+        """Versions of the libraries the baseline's masks depend on, read without importing them."""
+        return {name: importlib.metadata.version(name) for name in ("rembg", "onnxruntime")}
 
     def provenance(self):
         c = self._config

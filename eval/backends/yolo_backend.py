@@ -1,5 +1,14 @@
-"""The candidate: an ultralytics YOLO-seg checkpoint; its mask is the union of all predicted instances."""
+"""The candidate: an ultralytics YOLO-seg checkpoint; its mask is the union of all predicted instances.
 
+Production will send one photo per request through ultralytics' `predict`, whose preprocessing
+(`BasePredictor.pre_transform`) letterboxes a batch of same-shaped photos to the minimal stride-padded
+rectangle (`LetterBox(auto=True)`) but a mixed-shape batch to the full square: a photo's mask would
+depend on its batch-mates. So every photo here is letterboxed exactly as a one-photo request would be,
+and a batch is split into groups whose letterboxed shapes are equal, each group one forward pass:
+batched masks are the one-request masks (tested byte for byte), and batching keeps its speed.
+"""
+
+import functools
 import importlib.metadata
 
 import numpy as np
@@ -7,6 +16,56 @@ import numpy as np
 from eval import runtime
 from eval.backends.base import Backend
 from eval.errors import GateInputError
+
+# What a production request uses, fixed here rather than left to ultralytics' defaults so a new default
+# cannot silently change the masks (ultralytics' own values as of 8.4).
+NMS_IOU = 0.7
+MAX_DET = 300
+MASK_THRESHOLD = 0.5  # a pixel is in an instance mask when its (retina) mask value is > this
+
+
+def request_settings(conf, imgsz, device, torch_threads):
+    """Everything besides the checkpoint and library versions that can change a candidate mask.
+
+    Shared by the run key (known before any model loads) and the backend's provenance. `imgsz` 0 means
+    the checkpoint's training image size. Batch size is deliberately absent: it cannot change a mask.
+    """
+    return {
+        "imgsz": imgsz,
+        "conf": conf,
+        "iou": NMS_IOU,
+        "max_det": MAX_DET,
+        "agnostic_nms": False,
+        "classes": None,
+        "retina_masks": True,
+        "augment": False,
+        "rect": True,  # ultralytics' predict default; with it a one-photo request gets LetterBox(auto=True)
+        "letterbox": "each photo as its own request (BasePredictor.pre_transform([photo])); batches grouped "
+                     "by letterboxed shape",
+        "mask": f"union of all instance masks > {MASK_THRESHOLD}",
+        "device": device,
+        "torch_threads": torch_threads,
+    }
+
+
+def library_versions():
+    """Versions of the libraries the candidate's masks depend on, read without importing them."""
+    return {name: importlib.metadata.version(name) for name in ("ultralytics", "torch", "torchvision")}
+
+
+@functools.cache
+def _one_request_predictor():
+    """ultralytics' segmentation predictor, letterboxing each photo of a batch as a one-photo request.
+
+    Built on first use: ultralytics may only be imported after runtime.prepare().
+    """
+    from ultralytics.models.yolo.segment import SegmentationPredictor
+
+    class OneRequestLetterbox(SegmentationPredictor):
+        def pre_transform(self, im):
+            return [SegmentationPredictor.pre_transform(self, [image])[0] for image in im]
+
+    return OneRequestLetterbox
 
 
 class YoloSegBackend(Backend):
@@ -28,33 +87,58 @@ class YoloSegBackend(Backend):
             raise GateInputError(checkpoint.spec, f"is a {self._model.task!r} model; the gate needs a "
                                                   "segmentation ('segment') checkpoint")
         train_args = (getattr(self._model, "ckpt", None) or {}).get("train_args", {})
-        self._imgsz = int(imgsz or train_args.get("imgsz") or 640)
-        self._conf = conf
-        self._device = device
+        self._settings = request_settings(conf, int(imgsz or train_args.get("imgsz") or 640), device,
+                                          torch_threads)
         self._checkpoint = checkpoint
-        self._versions = {"ultralytics": importlib.metadata.version("ultralytics"), "torch": torch.__version__,
-                          "torch_threads": torch.get_num_threads()}
+        # One tiny request sets the predictor up (device, precision, memory format, stride-checked image
+        # size), so provenance records what ultralytics resolved, not what was asked for; its threads are
+        # reset during set-up, so it runs no scored image.
+        self._request([np.zeros((32, 32, 3), dtype=np.uint8)])
+        predictor = self._model.predictor
+        self._predictor = predictor
+        torch_model = getattr(getattr(predictor.model, "backend", None), "model", None)  # AutoBackend's .pt model
+        weight = next(torch_model.parameters(), None) if torch_model is not None else None
+        self._resolved = {
+            "imgsz_effective": list(np.atleast_1d(predictor.imgsz).tolist()),
+            "stride": int(max(np.atleast_1d(predictor.model.stride))),
+            "model_format": predictor.model.format,
+            "half": bool(predictor.model.fp16),
+            "channels_last": bool(weight is not None and weight.dim() == 4
+                                  and weight.is_contiguous(memory_format=torch.channels_last)),
+            "device_resolved": str(predictor.device),
+        }
+
+    def _request(self, bgr):
+        """ultralytics' predict on BGR arrays (one forward pass), each letterboxed as its own request."""
+        import torch
+
+        # Setting up a predictor on a CPU (ours, on the warm-up request, or any other model's), ultralytics'
+        # select_device resets torch's threads to min(8, cores - 1), a machine-dependent count.
+        torch.set_num_threads(self._settings["torch_threads"])
+        settings = {k: self._settings[k] for k in ("imgsz", "conf", "iou", "max_det", "agnostic_nms", "classes",
+                                                   "retina_masks", "augment", "rect", "device")}
+        return self._model.predict(bgr, predictor=_one_request_predictor(), batch=max(len(bgr), 1), verbose=False,
+                                   **settings)
 
     def provenance(self):
         return {
             "backend": "ultralytics-yolo-seg",
             "checkpoint_sha256": self._checkpoint.sha256,
-            "imgsz": self._imgsz,
-            "conf": self._conf,
-            "device": self._device,
-            "retina_masks": True,
-            "mask": "union of all instance masks",
-            **self._versions,
+            **self._settings,
+            **self._resolved,
+            **library_versions(),
         }
 
     def predict(self, images):
         bgr = [np.ascontiguousarray(image[..., ::-1]) for image in images]  # ultralytics expects BGR arrays
-        results = self._model.predict(bgr, imgsz=self._imgsz, conf=self._conf, device=self._device,
-                                      retina_masks=True, verbose=False, batch=max(len(bgr), 1))
-        masks = []
-        for image, result in zip(images, results):
-            if result.masks is None:
-                masks.append(np.zeros(image.shape[:2], dtype=bool))
-            else:
-                masks.append((result.masks.data.cpu().numpy() > 0.5).any(axis=0))
+        groups = {}  # letterboxed shape -> indices, in first-seen order
+        for index, photo in enumerate(bgr):
+            groups.setdefault(self._predictor.pre_transform([photo])[0].shape, []).append(index)
+        masks = [None] * len(images)
+        for indices in groups.values():
+            for index, result in zip(indices, self._request([bgr[i] for i in indices])):
+                if result.masks is None:
+                    masks[index] = np.zeros(images[index].shape[:2], dtype=bool)
+                else:
+                    masks[index] = (result.masks.data.cpu().numpy() > MASK_THRESHOLD).any(axis=0)
         return masks
