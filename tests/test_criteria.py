@@ -1,6 +1,8 @@
 """Parsing the locked criteria file and mapping CropRun rows to failure classes."""
 
+import signal
 import sys
+import time
 
 import pytest
 
@@ -59,7 +61,15 @@ def test_classify(tmp_path, notes, source, expected):
     (("id: regress", "id: pass_rate"), "duplicate criterion id 'pass_rate'"),
     (("kind: min_pass_rate", "kind: min_pass"), "is not one of"),
     (("corpus: flagged, failure_class: all", "corpus: flaged, failure_class: all"), "is not one of"),
-    (("'gloss', 'shiny'", "'gloss', '(unclosed'"), "bad regex"),
+    (("'gloss', 'shiny'", "'gloss', '(unclosed'"), "class 'gloss': pattern '(unclosed' is not valid RE2 syntax"),
+    (("'gloss', 'shiny'", r"'gloss', '(sh)\1iny'"), r"class 'gloss': pattern '(sh)\\1iny' is not valid RE2 syntax"),
+    (("'gloss', 'shiny'", "'gloss', 'shiny(?= glaze)'"), "RE2 (linear-time) has no backreferences or lookarounds"),
+    (("'gloss', 'shiny'", "'gloss', '(?<!very )shiny'"), "'(?<!very )shiny' is not valid RE2 syntax"),
+    (("min_images: 2", "min_images: 2\nmax_empty_truth_share: 1.5"), "1.5 is greater than the maximum of 1"),
+    (("corpus: flagged, failure_class: each", "corpus: test, failure_class: each"),
+     "criterion 'regress': the test corpus has no failure classes"),
+    (("corpus: flagged, failure_class: all", "corpus: test, failure_class: gloss"),
+     "criterion 'pass_rate': the test corpus has no failure classes"),
     (("min_images: 2", "min_images: 2\nmin_images: 3"), "duplicate key 'min_images'"),
     (("example_values: false", "example_values: [oops"), "YAML error at line"),
 ])
@@ -80,6 +90,60 @@ def test_yaml_tags_are_not_executed(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(GateInputError, match="file not found"):
         load_criteria(tmp_path / "nope.yaml")
+
+
+def test_each_over_an_empty_taxonomy_is_a_file_error_naming_the_file(tmp_path):
+    """Issue 8.3: it used to vanish from the decision (go), or as the only criterion end in a traceback."""
+    text = VALID.split("failure_classes:")[0] + (
+        "failure_classes: []\ncriteria:\n"
+        "  - {id: regress, kind: max_mean_iou_regression, corpus: flagged, failure_class: each, threshold: 0.1}\n")
+    path = write(tmp_path, text)
+    with pytest.raises(GateInputError) as err:
+        load_criteria(path)
+    assert err.value.where == str(path)
+    assert "criterion 'regress': failure_class 'each' checks nothing, the taxonomy (failure_classes) is empty" \
+        in err.value.problem
+
+
+def test_max_empty_truth_share_is_optional_with_a_fail_closed_default(tmp_path):
+    assert load_criteria(write(tmp_path, VALID)).max_empty_truth_share == 0.1
+    text = VALID.replace("min_images: 2", "min_images: 2\nmax_empty_truth_share: 0.25")
+    assert load_criteria(write(tmp_path, text)).max_empty_truth_share == 0.25
+
+
+def test_catastrophic_backtracking_pattern_on_a_long_note_does_not_hang(tmp_path):
+    """Issue 8.12: Python's re takes exponential time on (a+)+$ against 'aaa...b'; RE2 is linear."""
+    criteria = load_criteria(write(tmp_path, VALID.replace("'gloss', 'shiny'", "'(a+)+$', '(x|x)*y', 'shiny'")))
+    note = "a" * 200_000 + "b" + "x" * 200_000
+
+    def too_slow(*_):
+        raise TimeoutError("classification took more than 10 s")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(10)
+    try:
+        started = time.perf_counter()
+        assert criteria.classify(note, {}) == (UNCLASSIFIED,)
+        assert criteria.classify(note + " SHINY", {}) == ("gloss",)
+        assert time.perf_counter() - started < 5
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("pattern, notes, expected", [
+    ("GLOSS", "glossy glaze", True),  # case-insensitive both ways
+    ("glaze", "GLAZE", True),
+    ("\\bhandle\\b", "the handle broke", True),  # RE2 has word boundaries
+    ("\\bhandle\\b", "handlebar", False),
+    ("white (on|against) white", "White against WHITE", True),
+    ("straße", "STRASSE", False),  # simple case folding only, as Python's re
+    ("é", "É", True),
+])
+def test_notes_patterns_keep_their_case_insensitive_semantics(tmp_path, pattern, notes, expected):
+    text = VALID.replace("'gloss', 'shiny'", f"'{pattern}'")
+    criteria = load_criteria(write(tmp_path, text))
+    assert (criteria.classify(notes, {}) == ("gloss",)) is expected
 
 
 if __name__ == "__main__":

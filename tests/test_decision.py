@@ -131,5 +131,76 @@ def test_largest_miss_is_cited():
     assert d.deciding.id == "pass_rate"  # pass rate misses by 0.5, mean IoU by 0.3
 
 
+EMPTY = binary(["0000", "0000"])
+
+
+def truth_scores(truths, predictions, corpus="test"):
+    """Both backends predict `predictions` against per-image `truths`."""
+    out = []
+    for i, (truth, pred) in enumerate(zip(truths, predictions)):
+        out += [image_score(b, corpus, f"i{i}", (), truth, pred, 0.75) for b in ("candidate", "rembg")]
+    return aggregate(out)
+
+
+def test_empty_ground_truth_everywhere_is_never_a_go():
+    """Issue 8.1: all-empty masks and a candidate that predicts nothing score IoU 1 everywhere."""
+    aggs = truth_scores([EMPTY] * 5, [EMPTY] * 5)
+    assert aggs[0].mask_iou["mean"] == 1.0 and aggs[0].n_empty_truth == 5
+    d = decision.decide(criteria(MEAN_IOU, PASS_RATE, REGRESSION), aggs, 0)
+    assert d.recommendation == "no-go"
+    assert {r.status for r in d.results[1:]} == {decision.INSUFFICIENT}
+    assert "0 image(s) with a non-empty ground truth (5 measured, 5 empty)" in d.deciding.summary
+    assert d.deciding.n_empty_truth == 5
+
+
+def test_empty_truth_images_do_not_count_toward_min_images():
+    aggs = truth_scores([FULL, FULL, EMPTY], [FULL, FULL, EMPTY])
+    spec = dataclasses.replace(criteria(MEAN_IOU, min_images=3), max_empty_truth_share=1.0)
+    d = decision.decide(spec, aggs, 0)
+    assert (d.recommendation, d.deciding.status) == ("no-go", decision.INSUFFICIENT)
+    assert "2 image(s) with a non-empty ground truth (3 measured, 1 empty)" in d.deciding.summary
+
+
+@pytest.mark.parametrize("n_full, n_empty, share, status", [
+    (9, 1, 0.1, "pass"),  # exactly the allowed share
+    (8, 1, 0.1, decision.INSUFFICIENT),  # 1/9 > 0.1
+    (27, 3, 0.1, "pass"),  # 3/30 == 0.1 exactly, not 0.30000000000000004 of 3
+    (3, 0, 0.0, "pass"),
+    (3, 1, 0.0, decision.INSUFFICIENT),
+    (2, 2, 0.5, "pass"),
+])
+def test_max_empty_truth_share_bounds_the_empty_evidence(n_full, n_empty, share, status):
+    aggs = truth_scores([FULL] * n_full + [EMPTY] * n_empty, [FULL] * n_full + [EMPTY] * n_empty)
+    spec = dataclasses.replace(criteria(MEAN_IOU), max_empty_truth_share=share)
+    result = decision.decide(spec, aggs, 0).results[1]
+    assert result.status == status, result.summary
+    assert result.n_empty_truth == n_empty
+    if status == "pass" and n_empty:
+        assert f"{n_empty} with empty ground truth" in result.summary
+
+
+def test_default_share_is_fail_closed():
+    """Without the key, one no-pot photo in three blocks: the file must opt in to more empty evidence."""
+    aggs = truth_scores([FULL, FULL, EMPTY], [FULL, FULL, EMPTY])
+    d = decision.decide(criteria(MEAN_IOU), aggs, 0)
+    assert d.deciding.status == decision.INSUFFICIENT
+    assert "1 of 3 image(s) have an empty ground truth, more than the max_empty_truth_share 0.1" in d.deciding.summary
+
+
+def test_a_false_foreground_on_a_no_pot_photo_still_counts_against_the_candidate():
+    aggs = truth_scores([FULL] * 9 + [EMPTY], [FULL] * 9 + [FULL])
+    d = decision.decide(criteria(PASS_RATE), aggs, 0)
+    assert d.results[1].status == "pass" and d.results[1].observed == 0.9
+
+
+def test_each_over_no_class_is_a_row_not_a_vanished_criterion_or_a_traceback():
+    """Issue 8.3: load_criteria refuses this; decide() alone still never drops the criterion."""
+    each = Criterion("per_class", "max_mean_iou_regression", "flagged", "each", 0.1)
+    d = decision.decide(criteria(each), scores([FULL] * 3, [FULL] * 3, corpus="flagged"), 0)
+    assert d.recommendation == "no-go"
+    assert [r.id for r in d.results] == [decision.COMPLETENESS_ID, "per_class[each]"]
+    assert d.deciding.status == decision.INSUFFICIENT
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from eval.decision.decide import INSUFFICIENT, decide
 from eval.errors import GateInputError
@@ -380,6 +381,22 @@ def test_insufficient_data_never_passes_by_being_empty():
     status = {r.id: (r.status, r.n_images) for r in decision.results}
     assert status["gloss_iou"] == ("pass", 3)
     assert status["empty_iou"] == (INSUFFICIENT, 0) and status["test_iou"] == (INSUFFICIENT, 0)
+
+
+def test_empty_ground_truth_everywhere_with_an_empty_candidate_is_no_go(tmp_path, cache_env, checkpoint):
+    """Issue 8.1: every mask empty and a candidate that predicts nothing scored IoU 1 everywhere: exit 0, go."""
+    snap = write_snapshot(tmp_path / "snap", n_test=3)
+    for mask in [*(snap / "test" / "masks").iterdir(), *(snap / "flagged" / "masks").iterdir()]:
+        Image.new("L", Image.open(mask).size, 0).save(mask)
+    out = tmp_path / "out"
+    proc = gate(cache_env, "--checkpoint", str(checkpoint), "--dataset", str(snap), "--output_dir", str(out))
+    assert proc.returncode == EXIT_NO_GO, (proc.stdout, proc.stderr)
+    metrics = json.loads((out / "metrics.json").read_text())
+    candidate = [s for s in metrics["per_image"] if s["source_backend"] == "candidate"]
+    assert candidate and all(s["mask_iou"] == 1.0 and s["ground_truth_pixels"] == 0 for s in candidate)
+    assert {r["status"] for r in metrics["criteria_results"][1:]} == {INSUFFICIENT}
+    assert all(r["n_empty_truth"] == r["n_images"] for r in metrics["criteria_results"][1:])
+    assert "with a non-empty ground truth" in metrics["deciding_criterion"]["summary"]
 
 
 @pytest.mark.parametrize("other", [(2, 1), (2, 2)], ids=["torch_threads-1-vs-2", "OMP_NUM_THREADS-1-vs-2"])

@@ -46,6 +46,7 @@ class CriterionResult:
     observed: float | None
     margin: float | None  # >= 0 passes; None when there was nothing to measure
     n_images: int
+    n_empty_truth: int  # of n_images, those with an empty ground truth: they never count toward min_images
     status: str
     summary: str
     yes_no: bool = False  # a yes/no check (observed, threshold, margin hold counts, not measurements)
@@ -98,27 +99,45 @@ class Decision:
         return tuple(ordered.values())
 
 
-def _measure(criterion, failure_class, table, min_images):
+def _evidence_problem(where, n, n_empty, criteria):
+    """Why the images measured on `where` are not enough evidence, or None.
+
+    Empty ground truth (a photo with no pot) is legitimate, but an empty prediction matches it perfectly,
+    so such images never count toward `min_images`, and may be at most `max_empty_truth_share` of them.
+    """
+    n_evidence = n - n_empty
+    if n_evidence < criteria.min_images:
+        return (f"insufficient data on {where}: {n_evidence} image(s) with a non-empty ground truth "
+                f"({n} measured, {n_empty} empty), the criteria require at least {criteria.min_images}")
+    if n_empty / n > criteria.max_empty_truth_share:  # a ratio: exact at the boundary (3/30 == 0.1)
+        return (f"insufficient data on {where}: {n_empty} of {n} image(s) have an empty ground truth, more "
+                f"than the max_empty_truth_share {criteria.max_empty_truth_share:g} the criteria allow")
+    return None
+
+
+def _measure(criterion, failure_class, table, criteria):
     candidate = table.get((CANDIDATE, criterion.corpus, failure_class))
     baseline = table.get((criterion.vs, criterion.corpus, failure_class))  # the reference: rembg or the incumbent
     n = candidate.n_images if candidate else 0
     kind = KINDS[criterion.kind]
+    n_empty = candidate.n_empty_truth if candidate else 0
     where = f"{criterion.corpus}/{failure_class}"
     base = dict(id=criterion.id if criterion.failure_class != EACH else f"{criterion.id}[{failure_class}]",
                 kind=criterion.kind, corpus=criterion.corpus, failure_class=failure_class,
-                threshold=criterion.threshold, n_images=n)
-    if n < min_images or baseline is None:
+                threshold=criterion.threshold, n_images=n, n_empty_truth=n_empty)
+    problem = _evidence_problem(where, n, n_empty, criteria)
+    if problem or baseline is None:
         return CriterionResult(**base, observed=None, margin=None, status=INSUFFICIENT,
-                               summary=f"insufficient data on {where}: {n} image(s), the criteria require "
-                                       f"at least {min_images}")
+                               summary=problem or f"insufficient data on {where}: no {criterion.vs} result")
     cand_value, base_value = kind.statistic(candidate), kind.statistic(baseline)
     observed = round_metric(base_value - cand_value) if kind.vs_baseline else cand_value
     margin = round_metric(observed - criterion.threshold if kind.op == ">=" else criterion.threshold - observed)
     status = PASS if margin >= 0 else FAIL
     detail = f" (candidate {cand_value:.4f} vs {criterion.vs} {base_value:.4f})" if kind.vs_baseline else ""
     label = kind.label.format(vs=criterion.vs)
+    empty = f", {n_empty} with empty ground truth" if n_empty else ""
     return CriterionResult(**base, observed=observed, margin=margin, status=status,
-                           summary=f"{label} {observed:.4f} on {where} (n={n}){detail} must be {kind.op} "
+                           summary=f"{label} {observed:.4f} on {where} (n={n}{empty}){detail} must be {kind.op} "
                                    f"{criterion.threshold:.4f}")
 
 
@@ -126,7 +145,7 @@ def _completeness(n_evaluated, n_not_evaluated):
     """A yes/no check; observed is the count of images not evaluated, n the count evaluated by every backend."""
     ok = n_not_evaluated == 0
     return CriterionResult(COMPLETENESS_ID, "all_images_evaluated", "all", "all", 0.0, float(n_not_evaluated),
-                           0.0 if ok else -float(n_not_evaluated), n_evaluated, PASS if ok else FAIL,
+                           0.0 if ok else -float(n_not_evaluated), n_evaluated, 0, PASS if ok else FAIL,
                            "every eligible image was evaluated by every backend" if ok else
                            f"{n_not_evaluated} image(s) could not be evaluated; an incomplete evaluation "
                            "cannot be a go", yes_no=True)
@@ -138,8 +157,10 @@ def decide(criteria, aggregates, n_not_evaluated):
     n_evaluated = sum(a.n_images for a in aggregates if a.source_backend == CANDIDATE and a.failure_class == ALL)
     results = [_completeness(n_evaluated, n_not_evaluated)]
     for criterion in criteria.criteria:
-        classes = criteria.class_ids if criterion.failure_class == EACH else (criterion.failure_class,)
-        results.extend(_measure(criterion, c, table, criteria.min_images) for c in classes)
+        # `each` over no class is refused by load_criteria; were it to get here, it would still be a row
+        # (insufficient data on "each"), never a criterion that silently vanishes from the decision.
+        classes = (criteria.class_ids or (EACH,)) if criterion.failure_class == EACH else (criterion.failure_class,)
+        results.extend(_measure(criterion, c, table, criteria) for c in classes)
     failed = [r for r in results if not r.passed]
     if failed:
         return Decision("no-go", min(failed, key=_miss_rank), tuple(results))

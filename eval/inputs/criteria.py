@@ -2,11 +2,16 @@
 
 The gate only reads this file: every threshold and every class comes from it. Parsing is strict (see
 eval/inputs/yaml_config.py) and the cross-references are checked here, so a criterion can never silently
-point at nothing.
+point at nothing: `failure_class: each` means every class of the taxonomy (an empty taxonomy is a file
+error), and the test corpus, whose images carry no failure classes, is only measured as `all`.
+
+Notes patterns are compiled with RE2 (linear time in the note's length, whatever the pattern), so no
+pattern can hang the gate; syntax RE2 does not have (backreferences, lookarounds) is a file error.
 """
 
 import dataclasses
-import re
+
+import re2
 
 from eval.errors import GateInputError
 from eval.inputs.yaml_config import load_yaml
@@ -21,6 +26,10 @@ ALL = "all"
 EACH = "each"
 UNCLASSIFIED = "unclassified"
 _RESERVED = (ALL, EACH, UNCLASSIFIED)
+# Share of a criterion's images whose ground truth is empty (no pot) above which the criterion is
+# insufficient data when the file does not say: empty-vs-empty agreement scores IoU 1 and says nothing about
+# cropping, so it may only be a small part of the evidence (see eval/decision/decide.py).
+DEFAULT_MAX_EMPTY_TRUTH_SHARE = 0.1
 
 _UNIT = {"type": "number", "minimum": 0, "maximum": 1}
 _ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}\\Z"}  # \Z: Python's $ also matches before a final "\n"
@@ -34,6 +43,7 @@ SCHEMA = {
         "example_values": {"type": "boolean"},
         "iou_pass_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "min_images": {"type": "integer", "minimum": 1},
+        "max_empty_truth_share": _UNIT,
         "failure_classes": {"type": "array", "items": {
             "type": "object",
             "additionalProperties": False,
@@ -121,6 +131,7 @@ class SuccessCriteria:
     min_images: int
     failure_classes: tuple
     criteria: tuple
+    max_empty_truth_share: float = DEFAULT_MAX_EMPTY_TRUTH_SHARE
 
     @property
     def class_ids(self):
@@ -140,13 +151,25 @@ def _unique(ids, what, path):
         seen.add(item)
 
 
+def _re2_options():
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # the GateInputError says it, once
+    return options
+
+
+def compile_notes_pattern(pattern, class_id, path):
+    """RE2-compile a notes pattern, case-insensitively; RE2 cannot compile it -> GateInputError naming both."""
+    try:
+        return re2.compile(pattern, _re2_options())
+    except re2.error as err:
+        detail = err.args[0].decode("utf-8", "replace") if err.args and isinstance(err.args[0], bytes) else err
+        raise GateInputError(path, f"failure class {class_id!r}: pattern {pattern!r} is not valid RE2 syntax "
+                                   f"({detail}); RE2 (linear-time) has no backreferences or lookarounds") from None
+
+
 def _failure_class(raw, path):
-    patterns = []
-    for pattern in raw["match"].get("notes_any", []):
-        try:
-            patterns.append(re.compile(pattern, re.IGNORECASE))
-        except (re.error, OverflowError, RecursionError) as err:  # huge repeat counts, absurd nesting
-            raise GateInputError(path, f"failure class {raw['id']!r}: bad regex {pattern!r} ({err})") from None
+    patterns = [compile_notes_pattern(p, raw["id"], path) for p in raw["match"].get("notes_any", [])]
     source = tuple(sorted((f, tuple(v)) for f, v in raw["match"].get("source", {}).items()))
     return FailureClass(raw["id"], raw["description"], tuple(patterns), source)
 
@@ -171,5 +194,12 @@ def load_criteria(path):
         if c.failure_class not in known:
             raise GateInputError(path, f"criterion {c.id!r} names unknown failure class {c.failure_class!r}; "
                                        f"known: {', '.join(sorted(known))}")
+        if c.failure_class == EACH and not classes:
+            raise GateInputError(path, f"criterion {c.id!r}: failure_class 'each' checks nothing, the taxonomy "
+                                       "(failure_classes) is empty")
+        if c.corpus == "test" and c.failure_class != ALL:
+            raise GateInputError(path, f"criterion {c.id!r}: the test corpus has no failure classes (they come from "
+                                       f"flagged CropRun rows), so {c.failure_class!r} would check nothing; use 'all'")
     return SuccessCriteria(str(path), digest, data["example_values"], float(data["iou_pass_threshold"]),
-                           data["min_images"], classes, criteria)
+                           data["min_images"], classes, criteria,
+                           float(data.get("max_empty_truth_share", DEFAULT_MAX_EMPTY_TRUTH_SHARE)))

@@ -50,6 +50,7 @@ class Aggregate:
     corpus: str
     failure_class: str
     n_images: int
+    n_empty_truth: int  # images whose ground truth is empty (no pot): they agree with an empty prediction only
     mask_iou: dict  # mean, median, p10, p90
     precision_mean: float
     recall_mean: float
@@ -69,7 +70,8 @@ def _aggregate(key, scores):
     def distribution(field):
         return {k: round_metric(v) for k, v in metrics.distribution([getattr(s, field) for s in scores]).items()}
 
-    return Aggregate(*key, len(scores), distribution("mask_iou"), mean("precision"), mean("recall"),
+    empty_truth = sum(s.ground_truth_pixels == 0 for s in scores)
+    return Aggregate(*key, len(scores), empty_truth, distribution("mask_iou"), mean("precision"), mean("recall"),
                      round_metric(sum(s.passed for s in scores) / len(scores)), mean("bbox_iou_secondary"),
                      distribution("boundary_iou"))
 
