@@ -344,8 +344,8 @@ def scored_images(draw, class_ids):
         classes = (classes or (UNCLASSIFIED,)) if corpus == "flagged" else ()
         truth = MASKS[draw(st.sampled_from(sorted(MASKS)))]
         for backend in ("candidate", "rembg"):
-            scores.append(image_score(backend, corpus, f"i{i}", classes, truth, MASKS[draw(st.sampled_from(sorted(MASKS)))],
-                                      0.5))
+            prediction = MASKS[draw(st.sampled_from(sorted(MASKS)))]
+            scores.append(image_score(backend, corpus, f"i{i}", classes, truth, prediction, 0.5))
     return scores
 
 
