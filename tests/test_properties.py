@@ -204,8 +204,8 @@ def invalid_criteria_docs(draw):
         del crit[draw(st.sampled_from(sorted(crit)))]
     elif mutation == "bad_regex":
         doc["failure_classes"].append({"id": "zz_regex", "description": "d",
-                                       "match": {"notes_any": [draw(st.sampled_from(["(", "[a-", "a{1001}",
-                                                                                     "*", "(?P<x", "\\"]))]}})
+                                       "match": {"notes_any": [draw(st.sampled_from(
+                                           ["(", "[a-", "a{99999999999}", "a{1001}", "*", "(?P<x", "\\"]))]}})
     elif mutation == "each_without_classes":
         doc["failure_classes"] = []
         crit["failure_class"] = EACH
@@ -244,6 +244,7 @@ def changed(top=None, criterion=None, failure_class=None):
 @example(case=(changed(criterion={"threshold": math.inf}), "infinite threshold"))
 @example(case=(changed(criterion={"id": "pass_rate\n"}), "$ matches before a final newline"))
 @example(case=(changed(failure_class={"id": "gloss\n"}), "$ matches before a final newline"))
+@example(case=(changed(failure_class={"match": {"notes_any": ["a{99999999999}"]}}), "OverflowError"))
 @example(case=(changed(failure_class={"match": {"notes_any": ["a{1001}"]}}), "RE2: repeat count over 1000"))
 @example(case=(changed(top={"min_images": 2.5}), "fractional count"))
 def test_invalid_criteria_documents_never_load(work, case):

@@ -10,6 +10,7 @@ pattern can hang the gate; syntax RE2 does not have (backreferences, lookarounds
 """
 
 import dataclasses
+import re
 
 import re2
 
@@ -91,8 +92,9 @@ class FailureClass:
 
     id: str
     description: str
-    notes_patterns: tuple = ()
+    notes_any: tuple = ()  # the patterns as written
     source_match: tuple = ()  # ((field, (allowed values...)), ...)
+    notes_patterns: tuple = dataclasses.field(default=(), compare=False, repr=False)  # notes_any, RE2-compiled
 
     def notes_span(self, notes):
         """(start, end) in `notes` of the first pattern (in file order) that matches; None when none does."""
@@ -159,19 +161,29 @@ def _re2_options():
 
 
 def compile_notes_pattern(pattern, class_id, path):
-    """RE2-compile a notes pattern, case-insensitively; RE2 cannot compile it -> GateInputError naming both."""
+    """A notes pattern compiled with RE2, case-insensitively, for linear-time search.
+
+    It must also parse as a Python regex, the syntax the file documents: RE2 alone would read, say,
+    `a{4294967296}` as literal text. Compiling runs nothing, so the Python parse cannot backtrack.
+    """
+    try:
+        re.compile(pattern, re.IGNORECASE)
+    except (re.error, OverflowError, RecursionError) as err:  # huge repeat counts, absurd nesting
+        raise GateInputError(path, f"failure class {class_id!r}: bad regex {pattern!r} ({err})") from None
     try:
         return re2.compile(pattern, _re2_options())
     except re2.error as err:
         detail = err.args[0].decode("utf-8", "replace") if err.args and isinstance(err.args[0], bytes) else err
-        raise GateInputError(path, f"failure class {class_id!r}: pattern {pattern!r} is not valid RE2 syntax "
-                                   f"({detail}); RE2 (linear-time) has no backreferences or lookarounds") from None
+        raise GateInputError(path, f"failure class {class_id!r}: bad regex {pattern!r}: not RE2 syntax ({detail}); "
+                                   "the gate matches with RE2 (linear time), which has no backreferences or "
+                                   "lookarounds") from None
 
 
 def _failure_class(raw, path):
-    patterns = [compile_notes_pattern(p, raw["id"], path) for p in raw["match"].get("notes_any", [])]
+    notes_any = tuple(raw["match"].get("notes_any", []))
+    patterns = tuple(compile_notes_pattern(p, raw["id"], path) for p in notes_any)
     source = tuple(sorted((f, tuple(v)) for f, v in raw["match"].get("source", {}).items()))
-    return FailureClass(raw["id"], raw["description"], tuple(patterns), source)
+    return FailureClass(raw["id"], raw["description"], notes_any, source, patterns)
 
 
 def load_criteria(path):
