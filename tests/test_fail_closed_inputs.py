@@ -5,11 +5,13 @@ Mostly library calls (cheap); the checkpoint-loading and rembg rows construct th
 """
 
 import builtins
+import io
 import json
 import os
 import pathlib
 import struct
 import sys
+import threading
 import zlib
 
 import numpy as np
@@ -18,6 +20,7 @@ from PIL import Image
 
 from eval.digests import file_digest
 from eval.errors import GateInputError
+from eval import gate as gate_lib
 from eval.gate import score_items
 from eval.inputs import checkpoint as checkpoint_lib
 from eval.inputs import images
@@ -507,6 +510,155 @@ def test_mask_with_0_1_labels_is_refused_not_read_as_empty(tmp_path, dtype):
     path = tmp_path / "labels.png"
     Image.fromarray(np.array([[0, 1, 1, 0]], dtype=dtype)).save(path)
     refused(lambda: images.load_mask(path, (4, 1)), path, "none >= 128", "0/1 label image")
+
+
+POT = np.zeros((6, 8), bool)
+POT[1:5, 2:6] = True  # the drawing: a 4x4 pot in an 8x6 frame
+
+
+def _rgba(colour, alpha):
+    """An RGBA image whose colour channels are 255 where `colour` and whose alpha is `alpha` everywhere."""
+    rgba = np.zeros((6, 8, 4), np.uint8)
+    rgba[..., :3] = np.where(colour, 255, 0)[..., None]
+    rgba[..., 3] = alpha
+    return Image.fromarray(rgba, "RGBA")
+
+
+def _palette(colour, transparent_index):
+    img = Image.fromarray(np.where(colour, 1, 0).astype(np.uint8), "P")
+    img.putpalette([0, 0, 0, 255, 255, 255, 9, 9, 9])
+    img.info["transparency"] = transparent_index
+    return img
+
+
+@pytest.mark.parametrize("name, make", [
+    ("rgba-transparent", lambda p: _rgba(POT, 0).save(p)),  # read from the alpha: silently empty
+    ("rgba-opaque", lambda p: _rgba(POT, 255).save(p)),  # read from the alpha: silently full
+    ("rgba-opaque-black", lambda p: _rgba(np.zeros_like(POT), 255).save(p)),  # full alpha, empty colour
+    ("la-opaque", lambda p: _rgba(POT, 255).convert("LA").save(p)),
+    ("la-transparent-tif", lambda p: _rgba(POT, 0).convert("LA").save(p.with_suffix(".tif"))),
+    ("palette-unused-index-transparent", lambda p: _palette(POT, 2).save(p)),  # alpha all opaque
+])
+def test_mask_with_a_constant_alpha_over_a_drawing_is_refused(tmp_path, name, make):
+    """Issue 8.1: the alpha draws nothing while the colour does; which one is the ground truth?"""
+    path = tmp_path / "m.png"
+    make(path)
+    path = path if path.exists() else path.with_suffix(".tif")
+    refused(lambda: images.load_mask(path, (8, 6)), path, "alpha is constant", "colour channels hold a drawing")
+
+
+@pytest.mark.parametrize("name, make, expected", [
+    ("rgba-transparent-black", lambda p: _rgba(np.zeros_like(POT), 0).save(p), np.zeros_like(POT)),
+    ("rgba-opaque-white", lambda p: _rgba(np.ones_like(POT), 255).save(p), np.ones_like(POT)),
+    ("rgba-alpha-drawing", lambda p: _rgba(np.ones_like(POT), np.where(POT, 255, 0)).save(p), POT),
+    ("palette-background-transparent", lambda p: _palette(POT, 0).save(p), POT),  # alpha = the drawing
+    ("palette-no-transparency", lambda p: _palette(POT, None).save(p), POT),
+])
+def test_mask_alpha_and_colour_that_agree_are_read(tmp_path, name, make, expected):
+    path = tmp_path / "m.png"
+    make(path)
+    assert (images.load_mask(path, (8, 6)) == expected).all()
+
+
+def _tiff(mode):
+    def make(path):
+        grey = Image.fromarray(np.where(POT, 255, 0).astype(np.uint8), "L")
+        if mode in ("I;16", "I"):
+            img = Image.fromarray(np.where(POT, 65535, 0).astype(np.uint16 if mode == "I;16" else np.int32))
+        elif mode == "F":
+            img = Image.fromarray(np.where(POT, 1.0, 0.0).astype(np.float32), "F")
+        else:
+            img = grey.convert(mode)
+        img.save(path)
+    return make
+
+
+def _frames(suffix):
+    def make(path):
+        first = Image.fromarray(np.where(POT, 255, 0).astype(np.uint8), "L")
+        first.save(path.with_suffix(suffix), save_all=True, append_images=[Image.new("L", (8, 6), 255)])
+    return make
+
+
+@pytest.mark.parametrize("name, make, outcome", [
+    ("lab.tif", _tiff("LAB"), "mask pixel mode 'LAB' is not supported"),
+    ("cmyk.tif", _tiff("CMYK"), "mask pixel mode 'CMYK' is not supported"),
+    ("ycbcr.tif", _tiff("YCbCr"), "mask pixel mode 'YCbCr' is not supported"),
+    ("float.tif", _tiff("F"), "mask pixel mode 'F' is not supported"),  # 0..1 or 0..255? refuse
+    ("grey16.tif", _tiff("I;16"), POT),
+    ("int32.tif", _tiff("I"), POT),
+    ("bilevel.tif", _tiff("1"), POT),
+    ("rgb.tif", _tiff("RGB"), POT),
+    ("two-pages.tif", _frames(".tif"), "has 2 frames"),
+    ("animated.png", _frames(".png"), "has 2 frames"),
+])
+def test_mask_in_any_pixel_mode_is_read_or_refused_naming_the_file(tmp_path, name, make, outcome):
+    """Issue 8.14: a LAB TIFF mask ended the run in a ValueError traceback, multi-frame masks read frame 0."""
+    path = tmp_path / name
+    make(path)
+    if isinstance(outcome, str):
+        refused(lambda: images.load_mask(path, (8, 6)), path, outcome)
+    else:
+        assert (images.load_mask(path, (8, 6)) == outcome).all()
+
+
+def test_odd_mode_mask_is_a_not_evaluated_image_in_the_gate_not_a_traceback(tmp_path):
+    snap = write_snapshot(tmp_path / "snap", n_test=1, rows=[crop_run("cr-1", "gloss")])
+    mask = snap / "flagged" / "masks" / "cr-1.png"
+    lab = Image.open(mask).convert("RGB").convert("LAB")
+    mask.unlink()
+    lab.save(mask.with_suffix(".tif"))
+    mask.with_suffix(".tif").rename(mask)  # a LAB TIFF under the .png name the row gives
+    item = next(i for i in load_snapshot(snap).items if i.image_id == "cr-1")
+    outcome = gate_lib._try_decode(item)
+    assert isinstance(outcome, GateInputError) and outcome.where == str(mask), outcome
+    assert "mask pixel mode 'LAB' is not supported" in outcome.problem
+
+
+class _HeldFile(io.BytesIO):
+    """A file whose first read waits for `release`: a decode held open at a chosen moment."""
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.reading, self.release = threading.Event(), threading.Event()
+
+    def read(self, *args):
+        self.reading.set()
+        assert self.release.wait(30)
+        return super().read(*args)
+
+
+def test_size_guard_holds_when_decodes_overlap_in_threads(tmp_path):
+    """Issue 8.16: the guard was a warnings filter set inside warnings.catch_warnings(), which is process-wide.
+
+    Decode A enters the guard and is held; decode B of a 50-Mpixel image enters; A leaves, restoring the
+    filters without B's "error"; B's size warning was then just a warning and its pixels were decoded.
+    """
+    small, big = io.BytesIO(), io.BytesIO()
+    Image.new("L", (8, 6)).save(small, format="PNG")
+    Image.new("1", (8000, 6250)).save(big, format="PNG", optimize=True)  # 50 Mpixel, a few kB
+    first, second = _HeldFile(small.getvalue()), _HeldFile(big.getvalue())
+    outcomes = {}
+
+    def decode(name, handle):
+        try:
+            outcomes[name] = images.load_rgb(handle).shape
+        except GateInputError as err:
+            outcomes[name] = err
+
+    threads = [threading.Thread(target=decode, args=("small", first)),
+               threading.Thread(target=decode, args=("big", second))]
+    threads[0].start()
+    assert first.reading.wait(30)
+    threads[1].start()
+    assert second.reading.wait(30)
+    first.release.set()
+    threads[0].join(30)
+    second.release.set()
+    threads[1].join(60)
+    assert outcomes["small"] == (6, 8, 3)
+    assert isinstance(outcomes["big"], GateInputError), outcomes["big"]
+    assert "8000x6250, more than 40000000 pixels" in outcomes["big"].problem
 
 
 # --- Dataset snapshot: EXIF orientation -----------------------------------------------------------------------

@@ -23,10 +23,12 @@ from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from eval.decision.decide import PASS, decide  # noqa: E402
 from eval.errors import GateInputError  # noqa: E402
 from eval.inputs.criteria import ALL, CORPORA, EACH, KINDS, UNCLASSIFIED, load_criteria  # noqa: E402
+from eval.inputs.images import load_mask  # noqa: E402
 from eval.scoring.scores import aggregate, image_score  # noqa: E402
 from eval.inputs.snapshot import NO_ANNOTATION, NOT_HUMAN, load_snapshot  # noqa: E402
 from tests.support import write_snapshot  # noqa: E402
@@ -368,6 +370,57 @@ def test_every_criterion_is_decided_and_empty_truth_never_earns_a_go(work, data,
                 assert measured.n_images - measured.n_empty_truth >= criteria.min_images
                 assert measured.n_empty_truth <= criteria.max_empty_truth_share * measured.n_images + 1e-9
     assert (decision.recommendation == "go") == all(r.status == PASS for r in decision.results)
+
+
+# --- Masks: the alpha rule, any pixel mode ----------------------------------------------------------------------
+
+small_arrays = st.integers(1, 5).flatmap(lambda h: st.integers(1, 5).flatmap(
+    lambda w: st.lists(st.lists(st.integers(0, 255), min_size=w, max_size=w), min_size=h, max_size=h)))
+
+
+@PROPERTY
+@given(colour=small_arrays, data=st.data())
+def test_an_alpha_mask_is_its_alpha_unless_the_alpha_draws_nothing(work, colour, data):
+    colour = np.array(colour, np.uint8)
+    constant = data.draw(st.booleans())
+    alpha = (np.full(colour.shape, data.draw(st.sampled_from([0, 255])), np.uint8) if constant else
+             np.array(data.draw(st.lists(st.integers(0, 255), min_size=colour.size, max_size=colour.size)),
+                      np.uint8).reshape(colour.shape))
+    path = work / "alpha-mask.png"
+    Image.fromarray(np.dstack([colour, colour, colour, alpha]), "RGBA").save(path)
+    size = (colour.shape[1], colour.shape[0])
+    truth_from_alpha = alpha >= 128
+    try:
+        mask = load_mask(path, size)
+    except GateInputError as err:
+        assert err.where == str(path)
+        refused_for_constant = alpha.min() == alpha.max() and ((colour >= 128) != truth_from_alpha).any()
+        refused_as_labels = 0 < alpha.max() < 128
+        assert refused_for_constant or refused_as_labels, err
+        return
+    assert (mask == truth_from_alpha).all()
+    if alpha.min() == alpha.max():
+        assert ((colour >= 128) == mask).all(), "a constant alpha must agree with the colour"
+
+
+MODES = ["1", "L", "P", "RGB", "RGBA", "LA", "PA", "CMYK", "YCbCr", "LAB", "HSV", "I", "F", "I;16", "RGBX"]
+
+
+@FEW
+@given(mode=st.sampled_from(MODES), values=small_arrays, fmt=st.sampled_from(["PNG", "TIFF"]))
+def test_a_mask_in_any_mode_loads_as_bool_or_is_refused_naming_the_file(work, mode, values, fmt):
+    grey = Image.fromarray(np.array(values, np.uint8), "L")
+    path = work / f"mode-mask.{fmt.lower()}"
+    try:
+        (grey.convert(mode) if mode != "I;16" else grey.convert("I").convert("I;16")).save(path, format=fmt)
+    except (OSError, ValueError):  # Pillow cannot write this mode in this format: nothing to test
+        return
+    try:
+        mask = load_mask(path, grey.size)
+    except GateInputError as err:
+        assert err.where == str(path)
+        return
+    assert mask.dtype == bool and mask.shape == (grey.size[1], grey.size[0])
 
 
 # --- CropRun JSONL rows -------------------------------------------------------------------------------------------

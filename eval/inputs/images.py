@@ -10,10 +10,16 @@ Rules (also in the README's snapshot contract):
   (Pillow itself reads 48-bit RGB PNGs as 8-bit RGB, in production as here.)
 - Masks on a 16-bit scale are scaled down by 256 (when they use more than 8 bits).
 - Masks become boolean: a pixel is foreground when its value is >= 128 on a 0-255 scale (so
-  anti-aliased edges split at half coverage). A mask with an alpha channel is read from the alpha.
+  anti-aliased edges split at half coverage). A mask with an alpha channel (RGBA, LA, PA, or a palette
+  or grey PNG with a transparent colour) is read from the alpha, unless the alpha is constant (all
+  transparent or all opaque): it then draws nothing, and the colour channels must read the same
+  (a drawing in the colour under a constant alpha is refused: which one is the mask?).
   A mask that is not empty but has no pixel >= 128 (a 0/1 label image, say) is refused: read by the
   rule it would be an empty ground truth, which an empty prediction matches perfectly.
-- Images over `MAX_PIXELS` are refused rather than decoded (decompression bombs).
+  Masks are one frame of grey, palette, RGB(A), 1-bit or 16-bit pixels; other modes (CMYK, LAB, YCbCr,
+  float) and multi-frame files are refused, naming the file.
+- Images over `MAX_PIXELS` are refused from their header, before any pixel is decoded (decompression
+  bombs); the check is per call, with no process-wide warning filter, so parallel decodes are safe.
 """
 
 import warnings
@@ -32,18 +38,32 @@ _WIDE_PHOTO_MODES = (*_SIXTEEN_BIT_MODES, "I;16N", "F")  # more than 8 bits per 
 _PILLOW_OPEN = Image.open
 
 
-def _open(path):
-    """Open and fully decode `path`, turning every Pillow failure into a GateInputError."""
+def _check_size(path, size):
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise GateInputError(path, f"image is {width}x{height}, more than {MAX_PIXELS} pixels (decompression "
+                                   "bomb?)")
+
+
+def _open(path, single_frame=False):
+    """Open and fully decode `path`, turning every Pillow failure into a GateInputError.
+
+    The size comes from the header and is checked before decoding (and again after, for formats whose
+    decoder settles the size); no global warning filter is involved, so threads cannot race on it.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            with _PILLOW_OPEN(path) as img:
-                img.load()
-                return ImageOps.exif_transpose(img)
+        with _PILLOW_OPEN(path) as img:
+            _check_size(path, img.size)
+            if single_frame and getattr(img, "n_frames", 1) > 1:
+                raise GateInputError(path, f"has {img.n_frames} frames; a mask is a single image")
+            img.load()
+            _check_size(path, img.size)
+            return ImageOps.exif_transpose(img)
+    except GateInputError:
+        raise
     except FileNotFoundError:
         raise GateInputError(path, "file not found") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:  # Pillow's own, far larger, limit: raised while reading the header
         raise GateInputError(path, f"image has more than {MAX_PIXELS} pixels (decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise GateInputError(path, f"cannot decode image ({err})") from None
@@ -66,7 +86,34 @@ def load_rgb(path):
         raise GateInputError(path, f"photo has more than 8 bits per channel (Pillow mode {img.mode}); production's "
                                    "rembg would clip it at 255 (Pillow convert('RGB')), so the gate refuses it: "
                                    "export photos as 8-bit")
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    try:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (ValueError, OSError) as err:  # a pixel mode Pillow cannot convert
+        raise GateInputError(path, f"cannot convert a {img.mode} image to RGB ({err})") from None
+
+
+_MASK_MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "PA", *_SIXTEEN_BIT_MODES)
+_ALPHA_MODES = ("RGBA", "LA", "PA")
+
+
+def _mask_values(path, img):
+    """0-255 values a mask is read from (see the module docstring for the alpha rule)."""
+    if img.mode not in _MASK_MODES:
+        raise GateInputError(path, f"mask pixel mode {img.mode!r} is not supported: save masks as 8-bit grey "
+                                   "(0 background, 255 pot), 1-bit, palette, RGB(A) or 16-bit grey")
+    colour = np.asarray(_to_8bit(img).convert("L")) if img.mode not in _ALPHA_MODES else None
+    if img.mode not in _ALPHA_MODES and "transparency" not in img.info:
+        return colour
+    rgba = img.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"))
+    if alpha.size and alpha.min() == alpha.max():
+        drawn = np.asarray(rgba.convert("L")) >= MASK_FOREGROUND_MIN
+        if (drawn != (alpha >= MASK_FOREGROUND_MIN)).any():
+            state = "opaque" if alpha.flat[0] >= MASK_FOREGROUND_MIN else "transparent"
+            raise GateInputError(path, f"mask's alpha is constant (all {state}) but its colour channels hold a "
+                                       f"drawing ({int(drawn.sum())} of {drawn.size} pixels >= "
+                                       f"{MASK_FOREGROUND_MIN}): which one is the mask? Save it as 8-bit grey")
+    return alpha
 
 
 def oriented_size(path):
@@ -83,13 +130,13 @@ def oriented_size(path):
 
 def load_mask(path, size):
     """Return the mask PNG at `path` as an (H, W) bool array; `size` is the photo's (width, height)."""
-    img = _open(path)
-    if img.mode in ("RGBA", "LA", "PA"):
-        img = img.convert("RGBA").getchannel("A")
-    img = _to_8bit(img).convert("L")
+    img = _open(path, single_frame=True)
     if img.size != tuple(size):
         raise GateInputError(path, f"mask is {img.size[0]}x{img.size[1]} but its image is {size[0]}x{size[1]}")
-    values = np.asarray(img)
+    try:
+        values = _mask_values(path, img)
+    except (ValueError, OSError) as err:  # a pixel mode or transparency Pillow cannot convert
+        raise GateInputError(path, f"cannot read a {img.mode} mask ({err})") from None
     if 0 < values.max(initial=0) < MASK_FOREGROUND_MIN:
         raise GateInputError(path, f"mask values go up to {values.max()} only, none >= {MASK_FOREGROUND_MIN}: "
                                    "a 0/1 label image? Masks are 0 for background, 255 for the pot")
