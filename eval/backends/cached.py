@@ -1,20 +1,48 @@
 """A content-addressed mask cache in front of any backend (the baseline never changes between candidates).
 
 Key: sha256 of the decoded pixels and the backend's fingerprint (its versions, weight digest and
-config digest), so a cached mask is reused only where the backend would compute the same one. Masks
-are stored as 1-bit PNGs, written atomically; an unreadable or mismatched entry is recomputed. The
-directory is safe to share between concurrent runs and CI jobs.
+config digest), so a cached mask is reused only where the backend would compute the same one.
+
+An entry is `MAGIC`, then the sha256 of (key, payload), then the payload: the mask's height and width and
+its pixels packed 8 to a byte. Every read recomputes the digest, so a flipped, missing or extra byte
+anywhere in an entry, or an entry copied under another key's name, is detected and the mask recomputed
+(and rewritten): a corrupted cache can cost time, never change a result. Entries are written atomically;
+the directory is safe to share between concurrent runs and CI jobs.
 """
 
 import hashlib
-import io
 import os
 import pathlib
+import struct
 
 import numpy as np
-from PIL import Image
 
 from eval.backends.base import Backend
+
+MAGIC = b"pottery-gate-mask/v1\n"
+_DIGEST_BYTES = 32
+_SHAPE = struct.Struct(">II")
+
+
+def encode_entry(key, mask):
+    """The bytes stored for `mask` under `key` (a hex digest)."""
+    payload = _SHAPE.pack(*mask.shape) + np.packbits(mask, axis=None).tobytes()
+    return MAGIC + hashlib.sha256(key.encode() + payload).digest() + payload
+
+
+def decode_entry(key, data, shape):
+    """The mask stored in `data` under `key`, or None unless it is intact and `shape` (H, W)."""
+    head = len(MAGIC) + _DIGEST_BYTES
+    payload = data[head:]
+    if data[:len(MAGIC)] != MAGIC or hashlib.sha256(key.encode() + payload).digest() != data[len(MAGIC):head]:
+        return None
+    if len(payload) < _SHAPE.size or _SHAPE.unpack_from(payload) != tuple(shape):
+        return None
+    height, width = shape
+    bits = np.frombuffer(payload, np.uint8, offset=_SHAPE.size)
+    if bits.size != (height * width + 7) // 8:
+        return None
+    return np.unpackbits(bits, count=height * width).astype(bool).reshape(height, width)
 
 
 class CachedBackend(Backend):
@@ -22,41 +50,44 @@ class CachedBackend(Backend):
         self._inner = inner
         self.name = inner.name
         self._dir = pathlib.Path(cache_dir) / inner.fingerprint()[:32]
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.rejected = 0
 
     def provenance(self):
         return self._inner.provenance()  # the cache never changes what is computed
 
-    def _path(self, image):
-        digest = hashlib.sha256(f"{image.shape}".encode() + image.tobytes()).hexdigest()
-        return self._dir / digest[:2] / f"{digest}.png"
+    def _key(self, image):
+        return hashlib.sha256(f"{image.shape}".encode() + image.tobytes()).hexdigest()
 
-    @staticmethod
-    def _read(path, shape):
+    def _path(self, key):
+        return self._dir / key[:2] / f"{key}.mask"
+
+    def _read(self, key, shape):
         try:
-            with Image.open(path) as img:
-                mask = np.asarray(img.convert("1"), dtype=bool)
-        except (OSError, ValueError, SyntaxError):
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
             return None
-        return mask if mask.shape == shape[:2] else None
+        except OSError:
+            self.rejected += 1
+            return None
+        mask = decode_entry(key, data, shape[:2])
+        self.rejected += mask is None
+        return mask
 
-    @staticmethod
-    def _write(path, mask):
+    def _write(self, key, mask):
+        path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        Image.fromarray(mask).save(buffer, format="PNG")
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_bytes(buffer.getvalue())
+        partial.write_bytes(encode_entry(key, mask))
         os.replace(partial, path)
 
     def predict(self, images):
-        paths = [self._path(image) for image in images]
-        masks = [self._read(p, image.shape) if p.exists() else None for p, image in zip(paths, images)]
+        keys = [self._key(image) for image in images]
+        masks = [self._read(k, image.shape) for k, image in zip(keys, images)]
         todo = [i for i, m in enumerate(masks) if m is None]
         if todo:
             for i, mask in zip(todo, self._inner.predict([images[i] for i in todo])):
                 masks[i] = mask
-                self._write(paths[i], mask)
+                self._write(keys[i], mask)
         self.hits += len(images) - len(todo)
         self.misses += len(todo)
         return masks
