@@ -89,7 +89,7 @@ def test_a_candidate_against_itself_regresses_by_exactly_zero(self_gated):
 
 def test_incumbent_masks_are_cached_by_content_and_reused(self_gated):
     base, runs = self_gated
-    cached = sorted((base / "cache" / "incumbent-masks").rglob("*.png"))
+    cached = sorted((base / "cache" / "incumbent-masks").rglob("*.mask"))
     # Keyed by pixels and the incumbent's fingerprint: the six images are three distinct photos (write_snapshot
     # draws test t<i> and flagged cr-<i+1> alike), so three masks.
     assert len(cached) == 3
