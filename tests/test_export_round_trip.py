@@ -9,7 +9,7 @@ import pytest
 from croprun_export.export import ExportOptions, export_snapshot
 from demo.build_croprun_db import DEMO_AS_OF
 from eval.inputs.snapshot import load_snapshot
-from tests.support import DEMO_CHECKPOINT, DEMO_REPORT, DEMO_SNAPSHOT, REPO, run_cli, scratch_dir
+from tests.support import DEMO_CHECKPOINT, DEMO_INCUMBENT, DEMO_REPORT, DEMO_SNAPSHOT, REPO, run_cli, scratch_dir
 
 DEMO_DB = (REPO / "demo" / "assets" / "croprun.sqlite").resolve()
 SCHEMA = REPO / "configs" / "croprun_schema.yaml"
@@ -44,7 +44,8 @@ def test_the_export_is_the_committed_snapshot_but_for_its_manifest(exported):
 
 def test_the_gate_on_the_export_gives_the_golden_metrics_rows(exported):
     base, result = exported
-    done = run_cli("--checkpoint", str(DEMO_CHECKPOINT), "--dataset", str(result.path),
+    done = run_cli("--checkpoint", str(DEMO_CHECKPOINT), "--incumbent_checkpoint", str(DEMO_INCUMBENT),  # as the demo
+                   "--dataset", str(result.path),
                    "--output_dir", str(base / "report"), "--quiet")
     assert done.returncode in (0, 1), done.stderr
     metrics = json.loads((base / "report" / "metrics.json").read_text())
