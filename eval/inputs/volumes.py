@@ -9,6 +9,8 @@ import os
 import pathlib
 import posixpath
 import re
+import shutil
+import tempfile
 
 from eval.errors import GateInputError
 
@@ -77,7 +79,13 @@ class LocalDirStore(VolumeStore):
 
 
 def fetch(uri, destination, open_store=ModalVolumeStore):
-    """Download the file or directory at `uri` under `destination`; return its local path."""
+    """Mirror the file or directory at `uri` as `destination`/<volume>/<path>; return that local path.
+
+    The mirror equals the Volume: everything is downloaded into a staging folder next to it and swapped
+    in whole, so a file deleted from the Volume is gone locally too (and from the dataset digest), and an
+    interrupted download leaves the previous mirror as it was. Only the mirror of `path` is replaced:
+    the rest of the gate's cache (other paths of the same Volume) is left alone.
+    """
     volume, path = parse_uri(uri)
     try:
         store = open_store(volume)
@@ -88,17 +96,27 @@ def fetch(uri, destination, open_store=ModalVolumeStore):
         raise GateInputError(uri, f"cannot list the Modal Volume ({type(err).__name__}: {err})") from None
     if not files:
         raise GateInputError(uri, "nothing found at this path in the volume")
-    local_root = pathlib.Path(destination) / volume
-    for name in files:
-        target = local_root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial{os.getpid()}")
-        try:
-            with open(partial, "wb") as out:
-                for chunk in store.read(name):
-                    out.write(chunk)
-        except Exception as err:
-            partial.unlink(missing_ok=True)
-            raise GateInputError(f"{SCHEME}{volume}/{name}", f"download failed ({type(err).__name__}: {err})") from None
-        os.replace(partial, target)
-    return local_root / path
+    target = pathlib.Path(destination) / volume / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        mirror = staging / "mirror"
+        for name in files:
+            relative = posixpath.relpath(name, path)
+            if ".." in relative.split("/"):
+                raise GateInputError(f"{SCHEME}{volume}/{name}", f"listed under {path} but lies outside it")
+            local = mirror if name == path else mirror / relative
+            local.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(local, "wb") as out:
+                    for chunk in store.read(name):
+                        out.write(chunk)
+            except Exception as err:
+                raise GateInputError(f"{SCHEME}{volume}/{name}", f"download failed ({type(err).__name__}: "
+                                                                 f"{err})") from None
+        if os.path.lexists(target):
+            os.replace(target, staging / "previous")
+        os.replace(mirror, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # the previous mirror, or a partial download
+    return target
