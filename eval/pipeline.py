@@ -80,8 +80,12 @@ class PreparedRun:
     checkpoint: object  # eval.inputs.checkpoint.Checkpoint
     snapshot: object  # eval.inputs.snapshot.Snapshot
     run_key: str
-    output_dir: pathlib.Path
+    destination: object  # eval.report.outputs.Destination, checked before any model runs
     incumbent: object = None  # eval.inputs.checkpoint.Checkpoint, or None when no incumbent is compared
+
+    @property
+    def output_dir(self):
+        return self.destination.path
 
     @property
     def title(self):
@@ -110,8 +114,8 @@ def prepare_run(options, open_store=volumes.ModalVolumeStore):
     run_key = _digest(inputs)
     output_dir = pathlib.Path(options.output_dir or
                               pathlib.Path(options.reports_root) / f"{checkpoint.name}-{snapshot.version}")
-    outputs.check_destination(output_dir, run_key, options.overwrite)
-    return PreparedRun(options, criteria, baseline_config, checkpoint, snapshot, run_key, output_dir, incumbent)
+    destination = outputs.check_destination(output_dir, run_key, options.overwrite, inputs=[snapshot.root])
+    return PreparedRun(options, criteria, baseline_config, checkpoint, snapshot, run_key, destination, incumbent)
 
 
 def _incumbent(options, criteria, allowlist, open_store):
@@ -179,11 +183,12 @@ def run_provenance(prepared, backend_provenance):
 
 
 def publish_result(prepared, result, meter=None):
-    """Render every output file and publish the folder atomically; timings.json when a `meter` timed the run."""
+    """Render every output file and publish the folder atomically (refused if it changed since the check);
+    timings.json when a `meter` timed the run."""
     files = report.render_all(result, prepared.title)
     if meter is not None:
         files["timings.json"] = meter.json(prepared.run_key)  # machine-dependent: kept out of metrics.json
-    outputs.publish(prepared.output_dir, files)
+    prepared.destination.publish(files)
 
 
 def run_gate(options, open_store=volumes.ModalVolumeStore):

@@ -264,7 +264,8 @@ def _report_files():
 def test_publish_interrupted_mid_write_leaves_no_new_and_keeps_the_old_report(tmp_path, monkeypatch, interrupt,
                                                                               caught):
     out = tmp_path / "out"
-    outputs.publish(out, {"metrics.json": b'{"provenance": {"run_key": "old"}}', "report.md": b"old\n"})
+    outputs.check_destination(out, "old", False).publish({"metrics.json": b'{"provenance": {"run_key": "old"}}',
+                                                          "report.md": b"old\n"})
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     real_write, calls = pathlib.Path.write_bytes, []
 
@@ -276,12 +277,12 @@ def test_publish_interrupted_mid_write_leaves_no_new_and_keeps_the_old_report(tm
 
     monkeypatch.setattr(pathlib.Path, "write_bytes", failing_write)
     with pytest.raises(caught):
-        outputs.publish(out, _report_files())
+        outputs.check_destination(out, "new", True).publish(_report_files())
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert leftovers(tmp_path, "out") == []
     calls.clear()
     with pytest.raises(caught):
-        outputs.publish(tmp_path / "fresh", _report_files())
+        outputs.check_destination(tmp_path / "fresh", "new", False).publish(_report_files())
     assert not (tmp_path / "fresh").exists() and leftovers(tmp_path, "fresh") == []
 
 
@@ -290,7 +291,7 @@ def test_destination_rules(tmp_path):
     outputs.check_destination(tmp_path / "new", "k1", overwrite=False)  # absent: fine
     (tmp_path / "empty").mkdir()
     outputs.check_destination(tmp_path / "empty", "k1", overwrite=False)  # empty: fine
-    outputs.publish(tmp_path / "report", _report_files())
+    outputs.check_destination(tmp_path / "report", "new", False).publish(_report_files())
     outputs.check_destination(tmp_path / "report", "new", overwrite=False)  # the same run: fine
     with pytest.raises(GateInputError, match="holds the report of a different run"):
         outputs.check_destination(tmp_path / "report", "other", overwrite=False)
