@@ -37,13 +37,12 @@ import time
 
 from absl import app, flags
 
-from eval.runtime import user_path  # light: the heavy eval imports stay inside the timed workers
-
 _REPO = pathlib.Path(__file__).absolute().parent.parent  # runfiles root under `bazel run`, else the checkout
 if str(_REPO) not in sys.path:  # `python bench/gate_benchmark.py` from anywhere
     sys.path.insert(0, str(_REPO))
 
 from bench import corpus as corpus_lib  # noqa: E402
+from eval.cli import DEFINE_path, parse_flags  # noqa: E402 - light: the heavy eval imports stay in the workers
 
 _DEMO_CHECKPOINT = _REPO / "demo" / "assets" / "pottery-seg-demo.pt"
 
@@ -53,12 +52,12 @@ _IMAGES = flags.DEFINE_integer(
 _WIDTH = flags.DEFINE_integer("width", 1024, "Width of every generated photo, pixels.", lower_bound=32)
 _HEIGHT = flags.DEFINE_integer("height", 768, "Height of every generated photo, pixels.", lower_bound=32)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the corpus generator (each image draws from (seed, index)).")
-_CHECKPOINT = flags.DEFINE_string(
+_CHECKPOINT = DEFINE_path(
     "checkpoint", None, "Candidate YOLO-seg checkpoint. Default: demo/assets/pottery-seg-demo.pt when present, "
     "else an untrained yolov8n-seg built from ultralytics' model yaml (no download).")
-_CRITERIA = flags.DEFINE_string(
+_CRITERIA = DEFINE_path(
     "criteria", str(_REPO / "configs" / "success_criteria.yaml"), "Success criteria the gate runs with.")
-_BASELINE_CONFIG = flags.DEFINE_string(
+_BASELINE_CONFIG = DEFINE_path(
     "baseline_config", str(_REPO / "configs" / "rembg_production.yaml"),
     "Production rembg config; the naive script uses its session settings too, so both compute the same masks.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "The gate's --batch_size (candidate inference).", lower_bound=1)
@@ -74,11 +73,11 @@ _KERNEL_REPEATS = flags.DEFINE_integer(
 _RSS_SCALE_CHECK = flags.DEFINE_bool(
     "rss_scale_check", True, "Also run a cold gate on a corpus 4x as large and compare its peak RSS with the "
     "1x cold run's (slow: about 4x the cold run). --norss_scale_check skips it.")
-_WORK_DIR = flags.DEFINE_string(
+_WORK_DIR = DEFINE_path(
     "work_dir", None, "Where the corpora, caches, reports and per-run results go. Default: a temp dir, removed "
     "at the end unless --keep.")
 _KEEP = flags.DEFINE_bool("keep", False, "Keep the default temp work dir (its path is printed).")
-_JSON_OUT = flags.DEFINE_string("json_out", None, "Also write every figure and check as JSON to this file.")
+_JSON_OUT = DEFINE_path("json_out", None, "Also write every figure and check as JSON to this file.")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress lines from the gate runs on stderr.")
 _WORKER = flags.DEFINE_enum(
     "worker", None, ["gate", "naive", "kernel"], "Internal: run one measured configuration (the benchmark "
@@ -175,7 +174,8 @@ def _instrument_gate(clock):
     baseline_forward = RembgBackend.predict (rembg.remove calls only)
     candidate = YoloSegBackend.predict; decode = eval.gate._try_decode (on the decode threads)
     scoring   = eval.gate.image_score + eval.report.gallery.make_case + eval.gate.combine (aggregate, decide)
-    rendering = eval.report.render.render_all + eval.report.outputs.publish; evaluate and run_gate give the totals.
+    rendering = eval.report.render.render_all + eval.report.outputs.Destination.publish; evaluate and run_gate
+    give the totals.
     """
     from eval import gate, pipeline
     from eval.report import gallery
@@ -206,7 +206,7 @@ def _instrument_gate(clock):
     gate.combine = clock.wrap("scoring", gate.combine)
     pipeline.evaluate = clock.wrap("evaluate", pipeline.evaluate)
     report.render_all = clock.wrap("rendering", report.render_all)
-    outputs.publish = clock.wrap("rendering", outputs.publish)
+    outputs.Destination.publish = clock.wrap("rendering", outputs.Destination.publish)
 
 
 def _gate_worker(spec):
@@ -259,6 +259,8 @@ def _naive_worker(spec):
     from PIL import Image
     from ultralytics import YOLO
 
+    from eval import sanitise  # every CSV the project writes is guarded against formula injection
+
     clock = StageClock()
     with clock.stage("total"):
         with clock.stage("setup"):
@@ -294,7 +296,7 @@ def _naive_worker(spec):
             out.mkdir(parents=True, exist_ok=True)
             with open(out / "ious.csv", "w", newline="") as handle:
                 csv.writer(handle).writerows([["corpus", "image_id", "backend", "tp", "predicted", "truth", "iou"],
-                                              *rows])
+                                              *([sanitise.csv_cell(v) for v in row] for row in rows)])
     stages = {name: clock.seconds(name) for name in STAGES if name != "other"}
     total = clock.seconds("total")
     stages["other"] = total - sum(stages[s] for s in stages if s != "baseline_forward")
@@ -426,7 +428,7 @@ def _checkpoint(work):
     """A private copy of the candidate checkpoint, so a file being rewritten elsewhere cannot change mid-run."""
     target = work / "candidate.pt"
     if _CHECKPOINT.value:
-        shutil.copyfile(user_path(_CHECKPOINT.value), target)
+        shutil.copyfile(_CHECKPOINT.value, target)
         return target, pathlib.Path(_CHECKPOINT.value).name
     if _DEMO_CHECKPOINT.is_file():
         shutil.copyfile(_DEMO_CHECKPOINT, target)
@@ -595,7 +597,7 @@ def _figures(n, runs, kernel, scaled):
 
 def _benchmark():
     n, shape = _IMAGES.value, (_WIDTH.value, _HEIGHT.value)
-    work = pathlib.Path(user_path(_WORK_DIR.value) or tempfile.mkdtemp(prefix="gate-bench-"))
+    work = pathlib.Path(_WORK_DIR.value or tempfile.mkdtemp(prefix="gate-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"[bench] work dir {work}", file=sys.stderr, flush=True)
     try:
@@ -603,8 +605,8 @@ def _benchmark():
         dataset = corpus_lib.write_corpus(work / "corpus-1x", n, *shape, seed=_SEED.value)
         print(f"[bench] corpus of {n} images written in {time.perf_counter() - start:.1f}s", file=sys.stderr)
         checkpoint, checkpoint_label = _checkpoint(work)
-        common = {"checkpoint": str(checkpoint), "criteria": user_path(_CRITERIA.value),
-                  "baseline_config": user_path(_BASELINE_CONFIG.value),
+        common = {"checkpoint": str(checkpoint), "criteria": _CRITERIA.value,
+                  "baseline_config": _BASELINE_CONFIG.value,
                   "batch_size": _BATCH_SIZE.value, "torch_threads": _TORCH_THREADS.value, "quiet": _QUIET.value,
                   "seed": _SEED.value, "repeats": _KERNEL_REPEATS.value}
         runs = collections.defaultdict(list)
@@ -627,7 +629,7 @@ def _benchmark():
         lines, failed = _report(n, shape, checkpoint_label, runs, kernel, scaled)
         print("\n".join(lines))
         if _JSON_OUT.value:
-            pathlib.Path(user_path(_JSON_OUT.value)).write_text(
+            pathlib.Path(_JSON_OUT.value).write_text(
                 json.dumps(_figures(n, runs, kernel, scaled), indent=2, sort_keys=True) + "\n")
         return 1 if failed else 0
     finally:
@@ -649,4 +651,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -26,11 +26,20 @@ def cache_dir():
     return pathlib.Path(explicit) if explicit else base
 
 
+# Why an empty path flag is refused: `--dataset=$UNSET` must not quietly mean "the default" (CLI, Modal app).
+EMPTY_PATH = "is empty (an unset variable?); give a path, or leave the flag out for its default"
+
+
 def user_path(value):
-    """A path the user typed: under `bazel run` it is relative to where they ran it, not to the runfiles."""
+    """A path the user typed, relative to the directory they typed it in, not to the runfiles or checkout.
+
+    That directory is GATE_CALLER_DIR when ./dev ran the command (./dev has to cd into the checkout for
+    Bazel), else BUILD_WORKING_DIRECTORY under `bazel run`, else the current directory.
+    """
     if value is None or str(value).startswith("modal://") or os.path.isabs(value):
         return value
-    return os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), value)
+    caller = os.environ.get("GATE_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY", "")
+    return os.path.join(caller, value)
 
 
 def _ultralytics_config_dir():

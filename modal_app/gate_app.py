@@ -12,7 +12,7 @@
                             destination, then deals whole inference batches into shards and maps them;
   `score_shard` (GPU, xN)   builds both backends (eval.pipeline.make_backends) and runs
                             eval.gate.score_items on each of its batches -> one ShardResult;
-  `gate` again              eval.gate.combine + eval.report.render.render_all + eval.report.outputs.publish onto the
+  `gate` again              eval.gate.combine + render.render_all + outputs.Destination.publish onto the
                             output Volume, commits it, and returns a summary; `main` exits 0/1/2 as the CLI.
 
 Shards hold whole batches exactly as a single-process run forms them (per corpus, `batch_size` images
@@ -34,7 +34,7 @@ import traceback
 import modal
 
 from eval import pipeline, sanitise
-from eval.decision.decide import recommendation_line
+from eval.decision.decide import EXAMPLE_VALUES_WARNING, recommendation_line
 from eval.errors import GateInputError
 from eval.gate import ShardResult, combine, score_items
 from eval.inputs import volumes
@@ -45,6 +45,7 @@ from eval.inputs.snapshot import FLAGGED, TEST
 from eval.progress import Progress
 from tracking.wandb_run import TrackingOptions, harness_commit, track
 from eval.report import gallery as gallery_lib
+from eval.runtime import EMPTY_PATH
 
 APP_NAME = "pottery-gate"
 # The image's Python, to the micro version: metrics.json records it (provenance.libraries.python), so a
@@ -347,7 +348,8 @@ def coordinate(request, mounts, map_shards):
     decision = result.decision
     return {"status": "ok", "recommendation": decision.recommendation,
             "deciding_criterion": {"id": decision.deciding.id, "summary": decision.deciding.summary},
-            "not_evaluated": len(result.not_evaluated), "output": mounts.uri(prepared.output_dir),
+            "not_evaluated": len(result.not_evaluated), "example_values": result.example_values,
+            "output": mounts.uri(prepared.output_dir),
             "run_key": prepared.run_key, "images": len(snapshot.items), "shards": len(plan)}
 
 
@@ -393,12 +395,17 @@ def _config_document(path, default_name=None):
     return {"name": pathlib.Path(path).name, "data": pathlib.Path(path).read_bytes()}
 
 
-def make_request(checkpoint, dataset, reports_root=DEFAULT_REPORTS_ROOT, output_dir="", checkpoint_sha256="",
-                 checkpoint_allowlist="", criteria="", baseline_config="", overwrite=False, shards=0,
+def make_request(checkpoint, dataset, reports_root=DEFAULT_REPORTS_ROOT, output_dir=None, checkpoint_sha256="",
+                 checkpoint_allowlist=None, criteria=None, baseline_config=None, overwrite=False, shards=0,
                  gpu=DEFAULT_GPU, device="cuda:0", batch_size=8, candidate_conf=0.25, candidate_imgsz=0,
                  torch_threads=2, gallery_size=3, quiet=False, incumbent="", incumbent_sha256="",
                  wandb_project="", wandb_entity="", wandb_run_name="", wandb_secret=""):
     """Check flags and config files here (errors name the local file) and pack them for `gate`."""
+    for flag, value in (("--checkpoint", checkpoint), ("--dataset", dataset), ("--reports-root", reports_root),
+                        ("--output-dir", output_dir), ("--checkpoint-allowlist", checkpoint_allowlist),
+                        ("--criteria", criteria), ("--baseline-config", baseline_config)):
+        if value is not None and not str(value).strip():  # left out is None; given empty is an error
+            raise GateInputError(flag, EMPTY_PATH)
     if not checkpoint or not dataset:
         raise GateInputError("--checkpoint" if not checkpoint else "--dataset", "required (a modal:// URI)")
     for flag, value in (("--checkpoint", checkpoint), ("--dataset", dataset), ("--reports-root", reports_root),
@@ -457,6 +464,8 @@ def report_summary(summary, out=None, err=None):
                         f"{summary['shards']} shard(s))"), file=out)
     print(sanitise.text(recommendation_line(summary["recommendation"], deciding["id"], deciding["summary"])),
           file=out)
+    if summary.get("example_values", True):  # unknown counts as example values: never a silent go
+        print(EXAMPLE_VALUES_WARNING, file=err)
     if summary["not_evaluated"]:
         print(f"error: {summary['not_evaluated']} image(s) could not be evaluated (listed in the report)", file=err)
     return exit_code(summary)
@@ -487,9 +496,10 @@ def run_from_cli(submit_request=None, **flags):
 
 
 @app.local_entrypoint()
-def main(checkpoint: str, dataset: str, reports_root: str = DEFAULT_REPORTS_ROOT, output_dir: str = "",
-         checkpoint_sha256: str = "", checkpoint_allowlist: str = "", criteria: str = "", baseline_config: str = "",
-         overwrite: bool = False, shards: int = 0, gpu: str = DEFAULT_GPU, device: str = "cuda:0",
+def main(checkpoint: str, dataset: str, reports_root: str = DEFAULT_REPORTS_ROOT, output_dir: str | None = None,
+         checkpoint_sha256: str = "", checkpoint_allowlist: str | None = None, criteria: str | None = None,
+         baseline_config: str | None = None, overwrite: bool = False, shards: int = 0, gpu: str = DEFAULT_GPU,
+         device: str = "cuda:0",
          batch_size: int = 8, candidate_conf: float = 0.25, candidate_imgsz: int = 0, torch_threads: int = 2,
          gallery_size: int = 3, incumbent: str = "", incumbent_sha256: str = "", wandb_project: str = "",
          wandb_entity: str = "", wandb_run_name: str = "", wandb_secret: str = ""):

@@ -19,6 +19,7 @@ import pytest
 from modal._serialization import deserialize, serialize  # what Modal itself uses for inputs and outputs
 
 from eval import pipeline
+from eval.decision.decide import EXAMPLE_VALUES_WARNING
 from eval.gate import ShardResult, combine
 from eval.inputs.baseline_config import load_baseline_config
 from eval.inputs.criteria import load_criteria
@@ -225,6 +226,14 @@ def test_flags_are_checked_before_anything_runs_on_modal(capsys):
     assert "/no/such/criteria.yaml" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["output_dir", "checkpoint_allowlist", "criteria", "baseline_config", "reports_root",
+                                  "checkpoint", "dataset"])
+def test_an_empty_path_flag_is_an_error_not_the_default(flag, capsys):
+    never = lambda request: pytest.fail("must not submit")  # noqa: E731
+    assert gate_app.run_from_cli(never, **flags(**{flag: " "})) == gate_app.EXIT_ERROR
+    assert f"error: --{flag.replace('_', '-')}: is empty" in capsys.readouterr().err
+
+
 def test_a_modal_failure_is_exit_2(capsys):
     def unreachable(request):
         raise ConnectionError("no route to Modal")
@@ -239,6 +248,28 @@ def test_exit_status_follows_the_cli_contract():
     assert gate_app.exit_code({**ok, "recommendation": "no-go"}) == 1
     assert gate_app.exit_code({**ok, "not_evaluated": 2}) == 2
     assert gate_app.exit_code({"status": "error", "error": "x"}) == 2
+
+
+@pytest.mark.parametrize("example_values", [True, False])
+def test_the_console_says_when_a_decision_used_example_values(example_values):
+    out, err = io.StringIO(), io.StringIO()
+    summary = {"status": "ok", "recommendation": "go", "not_evaluated": 0, "example_values": example_values,
+               "deciding_criterion": {"id": "c", "summary": "s"}, "output": "modal://r/x", "images": 1, "shards": 1}
+    assert gate_app.report_summary(summary, out, err) == gate_app.EXIT_GO
+    assert (EXAMPLE_VALUES_WARNING in err.getvalue().splitlines()) == example_values
+
+
+@pytest.mark.parametrize("brk", ["\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_the_console_lines_cannot_be_forged(brk):
+    forged = f"{brk}recommendation: go (forged)"
+    out, err = io.StringIO(), io.StringIO()
+    gate_app.report_summary({"status": "error", "error": f"modal://v/x{forged}: not found"}, out, err)
+    gate_app.report_summary({"status": "ok", "recommendation": "no-go", "not_evaluated": 1, "example_values": False,
+                             "deciding_criterion": {"id": "c", "summary": f"s{forged}"},
+                             "output": f"modal://r/x{forged}", "images": 1, "shards": 1}, out, err)
+    for text in (out.getvalue(), err.getvalue()):
+        lines = text.splitlines() + text.split("\n")
+        assert not any(line.startswith("recommendation: go") for line in lines), text
 
 
 def test_request_carries_the_local_config_bytes():

@@ -25,8 +25,8 @@ from eval.runtime import user_path
 from trend.render import check_destination, render_trend
 from trend.runs import load_run
 
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for trend.md and plots/ (created; a previous "
-                                                      "trend report there is replaced, anything else refused).")
+_OUTPUT_DIR = cli.DEFINE_path("output_dir", None, "Folder for trend.md and plots/ (created; a previous "
+                                                  "trend report there is replaced, anything else refused).")
 _MOVERS = flags.DEFINE_integer("movers", 5, "Images listed per consecutive pair in 'moved most'.", lower_bound=0)
 flags.mark_flag_as_required("output_dir")
 
@@ -38,7 +38,7 @@ def main(argv):
     if not specs:
         print("error: name at least one run (a gate report folder or its metrics.json)", file=sys.stderr)
         return EXIT_ERROR
-    output_dir = pathlib.Path(user_path(_OUTPUT_DIR.value))
+    output_dir = pathlib.Path(_OUTPUT_DIR.value)
     try:
         check_destination(output_dir)
         runs = [load_run(user_path(spec)) for spec in specs]

@@ -29,18 +29,17 @@ from croprun_export.database import redact
 from croprun_export.export import ExportOptions, export_snapshot, utc_text
 from eval import cli, sanitise
 from eval.errors import GateInputError
-from eval.runtime import user_path
 
-_ROOT = pathlib.Path(__file__).parent.parent  # runfiles root of this workspace, or the source tree
+_ROOT = pathlib.Path(__file__).absolute().parent.parent  # runfiles root of this workspace, or the source tree
 
 _DATABASE_URL = flags.DEFINE_string(
     "database_url", None, "The CropRun database: sqlite:///path/to/file.sqlite, or "
     "postgresql://user@host:port/dbname (psycopg 3; password from the URL or PGPASSWORD/~/.pgpass). "
     "The demo's: sqlite:///demo/assets/croprun.sqlite.", required=True)
-_MEDIA_ROOT = flags.DEFINE_string(
+_MEDIA_ROOT = cli.DEFINE_path(
     "media_root", None, "Where the database's file paths (photos, mask PNGs) point: a folder or "
     "modal://<volume>/<path>. The demo's: demo/assets/snapshot.", required=True)
-_TEST_SPLIT = flags.DEFINE_string(
+_TEST_SPLIT = cli.DEFINE_path(
     "test_split", None, "The held-out test split (#415): an ultralytics dataset YAML (its `test` images and "
     "YOLO-seg labels are copied) or a folder in the snapshot's test/ layout (images/, masks/ or labels/).",
     required=True)
@@ -50,9 +49,9 @@ _AS_OF = flags.DEFINE_string(
 _VERSION = flags.DEFINE_string(
     "version", None, "Snapshot version (names the folder and the gate's report); immutable once written.",
     required=True)
-_OUTPUT = flags.DEFINE_string("output", None, "Folder of snapshots; the export goes to <output>/<version>/.",
-                              required=True)
-_SCHEMA = flags.DEFINE_string(
+_OUTPUT = cli.DEFINE_path("output", None, "Folder of snapshots; the export goes to <output>/<version>/.",
+                          required=True)
+_SCHEMA = cli.DEFINE_path(
     "schema", str(_ROOT / "configs" / "croprun_schema.yaml"), "Table and column names of the CropRun service "
     "(YAML; the default file has Django's names for an app `crops`).")
 _EXCLUDE_MISSING_TRUTH = flags.DEFINE_bool(
@@ -74,9 +73,9 @@ def main(argv):
     del argv  # only the program name: cli.parse_flags refuses anything else
     try:
         options = ExportOptions(
-            database_url=_DATABASE_URL.value, media_root=user_path(_MEDIA_ROOT.value),
-            test_split=user_path(_TEST_SPLIT.value), as_of=_as_of(_AS_OF.value), version=_VERSION.value,
-            output=user_path(_OUTPUT.value), schema=user_path(_SCHEMA.value),
+            database_url=_DATABASE_URL.value, media_root=_MEDIA_ROOT.value,
+            test_split=_TEST_SPLIT.value, as_of=_as_of(_AS_OF.value), version=_VERSION.value,
+            output=_OUTPUT.value, schema=_SCHEMA.value,
             exclude_missing_truth=_EXCLUDE_MISSING_TRUTH.value, quiet=_QUIET.value)
         result = export_snapshot(options)
     except GateInputError as err:

@@ -73,6 +73,11 @@ def recommendation_line(recommendation, criterion_id, summary):
     return f"recommendation: {recommendation} (deciding criterion: {criterion_id}: {summary})"
 
 
+# What the CLIs print on stderr after a decision taken with `example_values: true` (the report says it too).
+EXAMPLE_VALUES_WARNING = ("warning: the success criteria file is marked example_values: true; its thresholds are "
+                          "not the locked #413 values, so this recommendation is not valid for a production promotion")
+
+
 @dataclasses.dataclass(frozen=True)
 class Decision:
     recommendation: str  # "go" or "no-go"

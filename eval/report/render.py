@@ -43,7 +43,9 @@ def metrics_document(result):
 
 
 def metrics_json(result):
-    return (json.dumps(metrics_document(result), indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+    # allow_nan=False: a NaN that got past every check fails the run (exit 2) instead of writing invalid JSON.
+    return (json.dumps(metrics_document(result), indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
+            + "\n").encode()
 
 
 def per_image_csv(result):
