@@ -31,6 +31,8 @@ from eval.report import outputs
 from eval.report import render as report
 from eval.timings import Meter
 
+TIMINGS = "timings.json"
+
 
 @dataclasses.dataclass(frozen=True)
 class GateOptions:
@@ -187,8 +189,8 @@ def publish_result(prepared, result, meter=None):
     timings.json when a `meter` timed the run."""
     files = report.render_all(result, prepared.title)
     if meter is not None:
-        files["timings.json"] = meter.json(prepared.run_key)  # machine-dependent: kept out of metrics.json
-    prepared.destination.publish(files)
+        files[TIMINGS] = meter.json(prepared.run_key)  # machine-dependent: kept out of metrics.json
+    prepared.destination.publish(files, unpinned={TIMINGS})
 
 
 def run_gate(options, open_store=volumes.ModalVolumeStore):

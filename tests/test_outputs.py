@@ -146,6 +146,21 @@ def test_any_foreign_file_blocks_replacement_and_survives(names):
     assert snapshot(out) == before
 
 
+def test_a_machine_dependent_file_is_listed_but_not_pinned(tmp_path):
+    """timings.json differs on every machine: the manifest (and so the golden report) must not."""
+    manifests = []
+    for timing in (b'{"seconds": 1}', b'{"seconds": 2}'):
+        out = tmp_path / f"out-{len(manifests)}"
+        outputs.check_destination(out, "k1", False).publish({**report_files("k1"), "timings.json": timing},
+                                                            unpinned={"timings.json"})
+        manifests.append((out / outputs.MANIFEST).read_bytes())
+    assert manifests[0] == manifests[1]
+    assert json.loads(manifests[0])["files"]["timings.json"] is None
+    (out / "timings.json").write_bytes(b'{"seconds": 3}')
+    outputs.check_destination(out, "k1", False).publish(report_files("k1"))  # still the gate's: replaced
+    assert not (out / "timings.json").exists()
+
+
 # --- Item 9: two runs, one folder ---------------------------------------------------------------------------------
 
 def test_the_later_of_two_runs_refuses_instead_of_replacing(tmp_path):

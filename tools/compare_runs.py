@@ -20,7 +20,7 @@ from absl import app, flags
 
 from eval import cli, sanitise
 from eval.errors import GateInputError
-from eval.report.outputs import publish
+from eval.report import outputs
 from eval.runtime import user_path
 from trend.render import check_destination, render_trend
 from trend.runs import load_run
@@ -40,9 +40,11 @@ def main(argv):
         return EXIT_ERROR
     output_dir = pathlib.Path(_OUTPUT_DIR.value)
     try:
-        check_destination(output_dir)
+        check_destination(output_dir)  # names a file that is not part of a trend report
+        # One run key for every trend report: a previous one is replaced, a gate report never.
+        destination = outputs.check_destination(output_dir, "trend-report", overwrite=False)
         runs = [load_run(user_path(spec)) for spec in specs]
-        publish(output_dir, render_trend(runs, _MOVERS.value))
+        destination.publish(render_trend(runs, _MOVERS.value))
     except GateInputError as err:
         print(f"error: {sanitise.text(err)}", file=sys.stderr)
         return EXIT_ERROR

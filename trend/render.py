@@ -3,6 +3,7 @@
 import re
 
 from eval.errors import GateInputError
+from eval.report.outputs import MANIFEST
 from eval.sanitise import markdown as md
 from trend import compare, plots
 
@@ -155,7 +156,7 @@ def check_destination(output_dir):
         return
     for path in output_dir.rglob("*"):
         relative = path.relative_to(output_dir).as_posix()
-        ours = relative in (REPORT, "plots") or re.fullmatch(r"plots/[a-z0-9_-]+\.png", relative)
+        ours = relative in (REPORT, "plots", MANIFEST) or re.fullmatch(r"plots/[a-z0-9_-]+\.png", relative)
         if not ours or path.is_symlink():
             raise GateInputError(output_dir, f"holds {relative!r}, which is not part of a trend report; "
                                              "choose another --output_dir (it is never replaced)")

@@ -4,9 +4,10 @@ A report folder is either complete or absent: files are written into a hidden si
 into place once all are written, so a crash, Ctrl-C or SIGTERM never leaves a finished-looking report.md.
 
 The gate deletes only what it wrote. Every folder it publishes holds `manifest.json`: the run key and the
-sha256 of every file it wrote there. A folder is replaced only when it holds exactly those files,
-unmodified: a reviewer's REVIEW.md, an edited report.md or a folder without a manifest makes it refuse,
-with or without `overwrite` (which only allows replacing a different run's report).
+sha256 of every file it wrote there (null for a machine-dependent file such as timings.json, so the
+manifest stays reproducible). A folder is replaced only when it holds exactly those files, unmodified: a
+reviewer's REVIEW.md, an edited report.md or a folder without a manifest makes it refuse, with or without
+`overwrite` (which only allows replacing a different run's report).
 
 The destination is checked twice: before any work (`check_destination`, which also creates and removes
 a probe, so an unusable path fails before any model runs) and again at publication, under an exclusive
@@ -70,7 +71,7 @@ def _not_written_by_the_gate(folder, manifest):
                     strangers.append(relative + "/")
             elif relative not in expected or not path.is_file():
                 strangers.append(relative)
-            elif relative != MANIFEST and _sha256(path) != files[relative]:
+            elif relative != MANIFEST and files[relative] is not None and _sha256(path) != files[relative]:
                 strangers.append(f"{relative} (modified since the gate wrote it)")
         subdirs[:] = [d for d in subdirs if not (here / d).is_symlink()]
     return sorted(strangers)
@@ -166,14 +167,18 @@ class Destination:
     overwrite: bool
     seen: str | None  # sha256 of the manifest found at check time; None: absent or empty
 
-    def publish(self, files):
-        """Write {relative path: bytes} and the manifest as the complete content of the folder, atomically."""
+    def publish(self, files, unpinned=()):
+        """Write {relative path: bytes} and the manifest as the complete content of the folder, atomically.
+
+        `unpinned` names machine-dependent files: listed as the gate's, their digest is not recorded.
+        """
         folder = self.path
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = _staging(folder, "partial")
         try:
             manifest = {"format": MANIFEST_FORMAT, "run_key": self.run_key,
-                        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}}
+                        "files": {name: None if name in unpinned else hashlib.sha256(data).hexdigest()
+                                  for name, data in sorted(files.items())}}
             for relative, data in sorted(files.items()):
                 path = staging / relative
                 path.parent.mkdir(parents=True, exist_ok=True)
