@@ -16,7 +16,8 @@ from tests.support import DEMO_CHECKPOINT, REPO, run_cli, write_snapshot
 from tools import eval_crop_model  # noqa: F401 - defines the CLI's flags on flags.FLAGS
 
 EXIT_ERROR = 2
-PATH_FLAGS = ["checkpoint", "dataset", "criteria", "baseline_config", "output_dir", "checkpoint_allowlist"]
+PATH_FLAGS = ["checkpoint", "dataset", "criteria", "baseline_config", "output_dir", "checkpoint_allowlist",
+              "incumbent_checkpoint", "wandb_dir"]
 
 
 def parse(*argv):
