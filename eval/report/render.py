@@ -15,15 +15,18 @@ import jinja2
 
 from eval import sanitise
 from eval.decision.decide import BASELINE, CANDIDATE
+from eval.decision.intervals import PASS_RATE, mean_name, regression_name
+from eval.inputs.criteria import CONFIDENCE
 from eval.report import gallery as gallery_lib
 from eval.scoring import class_audit
 
-SCHEMA = "pottery-gate-metrics/v1"
+SCHEMA = "pottery-gate-metrics/v2"
 markdown_text = sanitise.markdown  # the name callers used before eval.sanitise existed
 
 
 def _decision_dict(decision):
-    return {"recommendation": decision.recommendation, "deciding_criterion": dataclasses.asdict(decision.deciding)}
+    return {"recommendation": decision.recommendation, "deciding_criterion": dataclasses.asdict(decision.deciding),
+            "decision_rule": dataclasses.asdict(decision.rule)}
 
 
 def metrics_document(result):
@@ -68,6 +71,12 @@ def _decision_order(decision):
                         row["failure_class"])
 
 
+def _improvement(intervals):
+    """candidate - rembg mean IoU interval: the regression interval (rembg - candidate) turned round."""
+    regression = intervals.get(regression_name("mask_iou", BASELINE))
+    return regression and dataclasses.replace(regression, lower=-regression.upper, upper=-regression.lower)
+
+
 def _side_by_side(result):
     """Rows of (corpus, class, n, rembg and candidate metrics, deltas), ordered by the decision's needs."""
     table = {a.key: a for a in result.aggregates}
@@ -80,6 +89,8 @@ def _side_by_side(result):
             "corpus": corpus, "failure_class": failure_class, "n": cand.n_images,
             "base_iou": base.mask_iou["mean"], "cand_iou": cand.mask_iou["mean"],
             "delta_iou": cand.mask_iou["mean"] - base.mask_iou["mean"],
+            "cand_iou_ci": cand.intervals.get(mean_name("mask_iou")), "delta_ci": _improvement(cand.intervals),
+            "cand_pass_ci": cand.intervals.get(PASS_RATE),
             "base_median": base.mask_iou["median"], "cand_median": cand.mask_iou["median"],
             "base_p10": base.mask_iou["p10"], "cand_p10": cand.mask_iou["p10"],
             "base_p90": base.mask_iou["p90"], "cand_p90": cand.mask_iou["p90"],
@@ -113,7 +124,23 @@ def _environment():
     env.filters["line"] = sanitise.text
     env.filters["f3"] = lambda v: v if isinstance(v, str) else "n/a" if v is None else f"{v:.3f}"
     env.filters["signed"] = lambda v: f"{v:+.3f}"
+    env.filters["interval"] = lambda i: "n/a" if i is None else f"[{i.lower:.3f}, {i.upper:.3f}]"
     return env
+
+
+def _rule_text(rule):
+    """One paragraph saying how the criteria table was decided."""
+    bounds = (f"Intervals are one-sided {rule.level:.0%} bounds (together a {2 * rule.level - 1:.0%} interval): "
+              "a paired bootstrap over images for mean IoU and its regression vs rembg, Wilson score for pass rates.")
+    if rule.kind == CONFIDENCE:
+        holm = " Holm's correction applies to the fail verdicts." if rule.holm else ""
+        return (f"Decision rule: **confidence** at level {rule.level}. Each criterion is a one-sided test on its "
+                "interval: it passes when the bound on the unfavourable side is within the threshold, fails when "
+                "the favourable bound is beyond it, and is otherwise **inconclusive**, which is never a go. Go "
+                f"needs every criterion to pass, so a candidate that truly misses any one criterion gets a go at most "
+                f"about {1 - rule.level:.0%} of the time (measured by `bench:decision_quality`).{holm} {bounds}")
+    return (f"Decision rule: **point** (the observed value against the threshold; criteria schema_version 1 "
+            f"or `decision_rule: {{kind: point}}`). {bounds} They are shown, not used.")
 
 
 def report_markdown(result, title):
@@ -121,6 +148,7 @@ def report_markdown(result, title):
     worst = _gallery_entries(result.gallery_worst, "regression")
     text = _environment().get_template("report.md.j2").render(
         title=title, result=result, decision=result.decision, prov=result.provenance,
+        rule_text=_rule_text(result.decision.rule),
         rows=_side_by_side(result), best=best, worst=worst, exclusions=_exclusion_summary(result.exclusions),
         n_excluded=len(result.exclusions), audit_examples=class_audit.EXAMPLES)
     return text.rstrip("\n").encode() + b"\n"

@@ -56,6 +56,8 @@ class Aggregate:
     pass_rate: float
     bbox_iou_secondary_mean: float
     boundary_iou: dict  # mean, median, p10, p90 (secondary)
+    # {statistic name: eval.decision.statistics.Interval}, filled by eval.decision.intervals.with_intervals
+    intervals: dict = dataclasses.field(default_factory=dict)
 
     @property
     def key(self):
