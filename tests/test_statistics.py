@@ -1,5 +1,6 @@
 """Interval estimates against scipy on known data, and their conventions (n = 0, n = 1, no spread, ties)."""
 
+import itertools
 import math
 import os
 import subprocess
@@ -35,6 +36,22 @@ def test_paired_bootstrap_equals_scipy(n):
     for k, interval in enumerate(ours):
         assert (interval.lower, interval.upper) == pytest.approx((low[k], high[k]), abs=1e-12)
         assert (interval.level, interval.method) == (LEVEL, st.BOOTSTRAP)
+
+
+def test_small_samples_use_the_exact_bootstrap_distribution():
+    """n <= EXACT_MAX_N: every resample enumerated; equal to brute force over all n^n index tuples, and to
+    scipy's Monte Carlo bootstrap up to its Monte Carlo error."""
+    x = np.array([0.91, 0.62, 0.97, 0.88, 0.75])
+    tail = st.expanded_alpha(1 - LEVEL, 5)
+    ours = st.bootstrap_mean_bounds(x, LEVEL, seed=0)[0]
+    brute = np.sort([x[list(t)].mean() for t in itertools.product(range(5), repeat=5)])
+    k = math.ceil(tail * len(brute)) - 1  # inverse CDF from each side
+    assert (ours.lower, ours.upper) == pytest.approx((brute[k], brute[::-1][k]), abs=1e-12)
+    assert ours == st.bootstrap_mean_bounds(x, LEVEL, seed=99)[0]  # no Monte Carlo: the seed is irrelevant
+    y = np.random.default_rng(4).random(st.EXACT_MAX_N)
+    exact = st.bootstrap_mean_bounds(y, LEVEL, seed=0)[0]
+    low, high = scipy_paired_bounds(y[None], LEVEL, 1, 200_000)
+    assert (exact.lower, exact.upper) == pytest.approx((low[0], high[0]), abs=3e-3)
 
 
 def test_pairing_one_resample_serves_both_backends():

@@ -14,8 +14,8 @@ matplotlib.use("Agg")
 from matplotlib import pyplot  # noqa: E402 - after selecting the backend
 
 COLOURS = {"pass": "#1a9850", "fail": "#d73027", "inconclusive": "#f39c12", "insufficient_data": "#7f7f7f",
-           None: "#4a4a4a"}
-_STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "svg.hashsalt": "pottery-gate", "path.simplify": False}
+           None: "#b0b0b0"}
+_STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "path.simplify": False}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ForestRow:
 def render_forest(rows, level):
     """PNG bytes of the forest plot for `rows` (top to bottom in the given order)."""
     with matplotlib.rc_context(_STYLE):
-        figure, axes = pyplot.subplots(figsize=(7.0, 0.45 * len(rows) + 1.4), dpi=100)
+        figure, axes = pyplot.subplots(figsize=(8.0, 0.45 * len(rows) + 1.4), dpi=100)
         try:
             for y, row in enumerate(reversed(rows)):
                 colour = COLOURS.get(row.status, COLOURS[None])
@@ -43,10 +43,11 @@ def render_forest(rows, level):
             axes.axvline(0.0, color="#999999", linewidth=0.8)
             axes.set_yticks(range(len(rows)), [r.label for r in reversed(rows)])
             axes.set_ylim(-0.7, len(rows) - 0.3)
-            axes.set_xlabel(f"candidate - rembg mean IoU (one-sided {level:.0%} bounds; dashed: allowed drop)")
+            axes.set_xlabel(f"candidate - rembg mean IoU, one-sided {level:.0%} bounds (dashed: allowed drop)")
             handles = [matplotlib.lines.Line2D([], [], color=COLOURS[s], linewidth=2.5, label=s.replace("_", " "))
                        for s in ("pass", "inconclusive", "fail", "insufficient_data")]
-            axes.legend(handles=handles, loc="lower right", fontsize=7, frameon=False, ncol=4,
+            handles.append(matplotlib.lines.Line2D([], [], color=COLOURS[None], linewidth=2.5, label="no criterion"))
+            axes.legend(handles=handles, loc="lower right", fontsize=7, frameon=False, ncol=5,
                         bbox_to_anchor=(1.0, 1.0))
             figure.tight_layout()
             buffer = io.BytesIO()

@@ -17,6 +17,7 @@ from eval import sanitise
 from eval.decision.decide import BASELINE, CANDIDATE
 from eval.decision.intervals import PASS_RATE, mean_name, regression_name
 from eval.inputs.criteria import CONFIDENCE
+from eval.report import forest
 from eval.report import gallery as gallery_lib
 from eval.scoring import class_audit
 
@@ -148,7 +149,7 @@ def report_markdown(result, title):
     worst = _gallery_entries(result.gallery_worst, "regression")
     text = _environment().get_template("report.md.j2").render(
         title=title, result=result, decision=result.decision, prov=result.provenance,
-        rule_text=_rule_text(result.decision.rule),
+        rule_text=_rule_text(result.decision.rule), forest=FOREST_FILE if forest_rows(result) else None,
         rows=_side_by_side(result), best=best, worst=worst, exclusions=_exclusion_summary(result.exclusions),
         n_excluded=len(result.exclusions), audit_examples=class_audit.EXAMPLES)
     return text.rstrip("\n").encode() + b"\n"
@@ -161,7 +162,29 @@ def gallery_files(result):
     return {e["file"]: gallery_lib.render_panel(e["case"]) for e in entries}
 
 
+FOREST_FILE = "forest.png"
+
+
+def forest_rows(result):
+    """Forest-plot rows: candidate - rembg mean IoU per corpus and class, with the regression criterion
+    that reads each row (its threshold and status), in the report's table order."""
+    criteria = {(r.corpus, r.failure_class): r for r in result.decision.results
+                if r.kind == "max_mean_iou_regression"}
+    rows = []
+    for row in _side_by_side(result):
+        if row["delta_ci"] is None:
+            continue
+        criterion = criteria.get((row["corpus"], row["failure_class"]))
+        rows.append(forest.ForestRow(
+            f"{row['corpus']} / {sanitise.text(row['failure_class'])} (n={row['n']})", row["delta_iou"],
+            row["delta_ci"].lower, row["delta_ci"].upper, criterion and criterion.threshold,
+            criterion and criterion.status))
+    return rows
+
+
 def render_all(result, title):
     """Every output file of a run as {relative path: bytes}."""
+    rows = forest_rows(result)
+    plot = {FOREST_FILE: forest.render_forest(rows, result.decision.rule.level)} if rows else {}
     return {"metrics.json": metrics_json(result), "per_image.csv": per_image_csv(result),
-            "report.md": report_markdown(result, title), **gallery_files(result)}
+            "report.md": report_markdown(result, title), **plot, **gallery_files(result)}
