@@ -40,6 +40,7 @@ MC_TARGET = 5e-5
 _SKEW_ALLOWANCE = 2.0  # the normal approximation underestimates the error of skewed IoU data ~2x (measured)
 MIN_RESAMPLES = 2_000
 MAX_RESAMPLES = 1_000_000
+MAX_DRAWS = 10_000_000  # resamples x images per group: ~0.1 s; very large, very spread groups trade MC error for time
 EXACT_MAX_N = 10  # up to here the bootstrap distribution is enumerated exactly (C(19, 10) = 92,378 resamples)
 CHUNK_ELEMENTS = 1 << 20  # image draws per chunk: memory stays ~8 MB per column whatever n is
 
@@ -72,14 +73,15 @@ def resample_count(spread, n, tail):
 
     The quantile's standard error is sqrt(p(1-p)/B) / f(q), with f the bootstrap distribution's density at
     the quantile, taken as normal with s.d. spread/sqrt(n). Cost B*n is then about spread^2 / MC_TARGET^2
-    whatever n is, so large corpora stay cheap.
+    whatever n is; it is capped at MAX_DRAWS draws per group (and at least MIN_RESAMPLES resamples), which
+    binds only for large, widely spread groups (bench:decision_quality prints the resulting error).
     """
     sd = spread / math.sqrt(n)
     if sd == 0:
         return MIN_RESAMPLES
     factor = math.sqrt(tail * (1 - tail)) / stats.norm.pdf(stats.norm.ppf(tail))
     wanted = math.ceil((_SKEW_ALLOWANCE * factor * sd / MC_TARGET) ** 2 / 1000) * 1000
-    return int(min(MAX_RESAMPLES, max(MIN_RESAMPLES, wanted)))
+    return int(max(MIN_RESAMPLES, min(wanted, MAX_RESAMPLES, MAX_DRAWS // n // 1000 * 1000)))
 
 
 def chunk_rows(n):
