@@ -38,9 +38,7 @@ def _decode(item):
     if item.problem:
         raise GateInputError(item.image_path, item.problem)
     photo = images.load_rgb(item.image_path)
-    size = images.image_size(photo)
-    load_truth = images.load_mask if item.truth_format == "png" else images.rasterise_polygons
-    return photo, load_truth(item.truth_path, size)
+    return photo, images.load_truth(item.truth_path, item.truth_format, images.image_size(photo))
 
 
 def _key(item):
@@ -127,7 +125,7 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
                 if not all(key in predictions[b] for b in names):
                     continue
                 photo, truth = decoded[key]
-                classes = criteria.classify(item.notes, dict(item.source)) if item.corpus == FLAGGED else ()
+                classes = criteria.classify_rows(item.rows) if item.corpus == FLAGGED else ()
                 scored = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][key],
                                          criteria.iou_pass_threshold) for b in names}
                 scores.extend(scored.values())
@@ -155,7 +153,7 @@ def combine(shards, snapshot, criteria, provenance, gallery_size=3):
                                                   gallery_size)
     aggregates = aggregate(scores)
     decision = decide(criteria, aggregates, len(not_evaluated))
-    flagged = [(i.image_id, i.notes, dict(i.source)) for i in snapshot.items if i.corpus == FLAGGED]
+    flagged = [row for i in snapshot.items if i.corpus == FLAGGED for row in i.rows]
     return GateResult(provenance, tuple(scores), aggregates, not_evaluated, snapshot.exclusions, decision,
                       picker.best, picker.worst, criteria.example_values, audit_classes(criteria, flagged))
 

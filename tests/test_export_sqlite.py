@@ -299,8 +299,8 @@ def test_test_split_from_an_ultralytics_dataset_yaml(world, tmp_path):
         (dataset / sub).mkdir(parents=True)
     from tests.support import pot_photo
 
-    for stem in ("a", "b"):
-        pot_photo()[0].save(dataset / "images" / "test" / f"{stem}.jpg")
+    for shift, stem in enumerate(("a", "b")):  # two photos: one photo twice would be evaluated once
+        pot_photo(shift=shift)[0].save(dataset / "images" / "test" / f"{stem}.jpg")
         (dataset / "labels" / "test" / f"{stem}.txt").write_text("0 0.25 0.5 0.75 0.5 0.75 1.0 0.25 1.0\n")
     pot_photo()[0].save(dataset / "images" / "train" / "c.jpg")
     (dataset / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/train\ntest: images/test\n"
@@ -362,3 +362,16 @@ def test_snapshot_contract_rows_excluded_at_export_and_the_export_block(tmp_path
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_rows_of_one_image_are_exported_as_rows_and_evaluated_as_one_photo(world):
+    """Issue 8.4: one photo flagged twice stays two rows in the snapshot; the gate's loader merges them."""
+    url, media, output, split = world
+    build(url, media, runs=[run(1, 1, notes="glossy"), run(2, 1, notes="cast shadow"), run(3, 2)],
+          annotations=[mask_row(1), mask_row(2)])
+    result = croprun_db.export(url, media, output, split)
+    assert [r["id"] for r in _rows(result)] == ["1", "2", "3"]
+    loaded = snapshot.load_snapshot(result.path)
+    assert [(e.row_id, e.reason) for e in loaded.duplicates] == [("2", "duplicate of flagged image 1")]
+    assert [[row[0] for row in i.rows] for i in loaded.items if i.corpus == "flagged"] == [["1", "2"], ["3"]]
+    assert result.flagged == 2 and result.excluded == {}

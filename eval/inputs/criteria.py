@@ -144,6 +144,13 @@ class SuccessCriteria:
         matched = tuple(c.id for c in self.failure_classes if c.matches(notes, source))
         return matched or (UNCLASSIFIED,)
 
+    def classify_rows(self, rows):
+        """Failure classes of one photo listed in several rows (row id, notes, source), duplicates merged
+        (eval/inputs/duplicates.py): the union of the rows' classes in taxonomy order; (UNCLASSIFIED,) only
+        when no row matched a class, since a row that says nothing does not make the photo unclassified."""
+        matched = {c for _, notes, source in rows for c in self.classify(notes, source)} - {UNCLASSIFIED}
+        return tuple(c.id for c in self.failure_classes if c.id in matched) or (UNCLASSIFIED,)
+
 
 def _unique(ids, what, path):
     seen = set()

@@ -176,6 +176,11 @@ def rasterise_polygons(path, size):
     return np.asarray(canvas) >= MASK_FOREGROUND_MIN
 
 
+def load_truth(path, truth_format, size):
+    """The ground truth at `path`, a mask PNG ("png") or YOLO-seg labels ("yolo"), as an (H, W) bool mask."""
+    return (load_mask if truth_format == "png" else rasterise_polygons)(path, size)
+
+
 def image_size(array):
     """(width, height) of an (H, W, ...) array, Pillow's order."""
     return array.shape[1], array.shape[0]

@@ -18,6 +18,9 @@ the database. snapshot.yaml may record where the snapshot came from (`export`: t
 schema mapping's digest, counts per exclusion reason), which the report shows. Structural problems (missing files or folders, malformed rows,
 duplicate ids, paths escaping the root) raise GateInputError; a problem confined to one image (a
 missing or undecodable file) is attached to that item so the gate can report it and refuse "go".
+Each photo is then evaluated once per corpus (eval/inputs/duplicates.py: rows showing the same pixels with
+the same ground truth are merged and the rest listed as excluded; with different ground truth none is
+evaluated). Exclusions are sorted by row id, so the order of the rows changes no output.
 """
 
 import dataclasses
@@ -29,6 +32,7 @@ import jsonschema
 
 from eval.digests import file_digest
 from eval.errors import GateInputError
+from eval.inputs.duplicates import merge_duplicates
 from eval.inputs.safe_paths import resolve_inside
 from eval.inputs.yaml_config import load_yaml
 
@@ -105,6 +109,13 @@ class EvalItem:
     notes: str = ""
     source: tuple = ()  # sorted (field, value) pairs of CropRun.source
     problem: str | None = None  # set when this image cannot be evaluated
+    merged: tuple = ()  # (row id, notes, source) of rows showing the same photo, merged into this one
+
+    @property
+    def rows(self):
+        """(row id, notes, source dict) of every row this item stands for: its own, then the merged ones."""
+        return tuple((row_id, notes, dict(source))
+                     for row_id, notes, source in ((self.image_id, self.notes, self.source), *self.merged))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,9 +129,10 @@ class Snapshot:
     root: pathlib.Path
     version: str
     sha256: str  # digest of every file the evaluation reads, with its relative path
-    items: tuple  # EvalItem, sorted by (corpus, image_id)
-    exclusions: tuple  # Exclusion of flagged rows, in file order
+    items: tuple  # EvalItem, sorted by (corpus, image_id), each photo once per corpus (eval/inputs/duplicates.py)
+    exclusions: tuple  # Exclusion of rows not evaluated, by the contract or as duplicates; sorted by row id
     export: dict | None = None  # snapshot.yaml's `export` provenance, when a database export made it
+    duplicates: tuple = ()  # the exclusions of rows (or test images) merged into another showing the same photo
 
 
 def _test_items(root):
@@ -253,6 +265,11 @@ def load_snapshot(root):
                    key=lambda i: (i.corpus, i.image_id))
     read = {root / "snapshot.yaml", root / FLAGGED / "croprun.jsonl"}
     read.update(p for i in items if i.problem is None for p in (i.image_path, i.truth_path))
-    listing = "".join(f"{p.relative_to(root).as_posix()}\t{file_digest(p)}\n" for p in sorted(read))
-    return Snapshot(root, manifest["version"], hashlib.sha256(listing.encode()).hexdigest(), tuple(items),
-                    tuple(exclusions), manifest.get("export"))
+    # Digested before duplicates are merged: which rows are merged depends on every one of these files.
+    digests = {p: file_digest(p) for p in sorted(read)}
+    listing = "".join(f"{p.relative_to(root).as_posix()}\t{digest}\n" for p, digest in digests.items())
+    items, merged = merge_duplicates(items, digests)
+    duplicates = tuple(Exclusion(*row) for row in merged)
+    return Snapshot(root, manifest["version"], hashlib.sha256(listing.encode()).hexdigest(), items,
+                    tuple(sorted((*exclusions, *duplicates), key=lambda e: (e.row_id, e.reason))),
+                    manifest.get("export"), duplicates)
