@@ -50,8 +50,8 @@ def world():
     snapshot = write_snapshot(root / "data" / "snapshots" / "tiny-v1", n_test=4, rows=rows)
     # Portrait photos among landscape ones: ultralytics letterboxes a mixed-shape batch differently from
     # a batch of one, so these runs only agree if the shards keep the local run's batches.
-    for name in ("t1", "t3"):
-        photo, mask = pot_photo(width=72, height=96)
+    for shift, name in enumerate(("t1", "t3")):  # two photos: one photo twice would be evaluated once
+        photo, mask = pot_photo(width=72, height=96, shift=shift)
         photo.save(snapshot / "test" / "images" / f"{name}.png")
         mask.save(snapshot / "test" / "masks" / f"{name}.png")
     checkpoint = root / "ckpts" / "run-1" / "best.pt"
