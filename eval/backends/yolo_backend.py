@@ -10,18 +10,22 @@ batched masks are the one-request masks (tested byte for byte), and batching kee
 
 import functools
 import importlib.metadata
+import numbers
+import reprlib
 
 import numpy as np
 
 from eval import runtime
 from eval.backends.base import Backend
 from eval.errors import GateInputError
+from eval.inputs.checkpoint import load_state
 
 # What a production request uses, fixed here rather than left to ultralytics' defaults so a new default
 # cannot silently change the masks (ultralytics' own values as of 8.4).
 NMS_IOU = 0.7
 MAX_DET = 300
 MASK_THRESHOLD = 0.5  # a pixel is in an instance mask when its (retina) mask value is > this
+MAX_IMGSZ = 8192  # a sanity bound on inference sizes: a photo letterboxed to 8192² is ~800 MB of float32
 
 
 def request_settings(conf, imgsz, device, torch_threads):
@@ -68,6 +72,66 @@ def _one_request_predictor():
     return OneRequestLetterbox
 
 
+def _model_from_state(state, name):
+    """The ultralytics model object for an unpickled checkpoint, built without opening any file.
+
+    What `YOLO(path)` does (ultralytics.nn.tasks.load_checkpoint, then Model._load) minus reading the path:
+    the gate's bytes were read, hashed and safely unpickled by eval.inputs.checkpoint. Raises GateInputError.
+    """
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.nn.tasks import guess_model_task
+
+    model = (state.get("ema") or state.get("model")) if isinstance(state, dict) else None
+    if not isinstance(model, torch.nn.Module):
+        raise GateInputError(name, "cannot load as an ultralytics checkpoint (it holds no 'model' or 'ema' network)")
+    if state.get("modelopt"):
+        raise GateInputError(name, "is a quantization-aware (modelopt) checkpoint; the gate scores plain "
+                                   "PyTorch checkpoints")
+    train_args = state.get("train_args") or {}
+    if not isinstance(train_args, dict):
+        raise GateInputError(name, f"train_args is a {type(train_args).__name__}, not a mapping")
+    model = model.float().eval()
+    model.args = {**DEFAULT_CFG_DICT, **train_args}
+    model.pt_path = name  # a label only: nothing reopens it
+    model.task = getattr(model, "task", None) or guess_model_task(model)
+    if not hasattr(model, "stride"):
+        model.stride = torch.tensor([32.0])
+    for module in model.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = True
+        elif isinstance(module, torch.nn.Upsample) and not hasattr(module, "recompute_scale_factor"):
+            module.recompute_scale_factor = None
+
+    class Preloaded(YOLO):
+        def _load(self, weights, task=None):
+            self.model, self.ckpt, self.task, self.ckpt_path = model, state, model.task, None
+            self.overrides = model.args = self._reset_ckpt_args(model.args)
+            self.overrides.update(model=weights, task=self.task)
+            self.model_name = weights
+
+    return Preloaded("checkpoint.pt")  # not the user's name: YOLO() routes on it (.yaml, -world, URLs)
+
+
+def _training_imgsz(state, where):
+    """The checkpoint's training image size as predict takes it: n, or [height, width] when not square.
+
+    ultralytics saves an int or a list ([n] and [n, n] mean n); absent means its default, 640. Anything
+    else (a string, a nested list, a size below 1 or above MAX_IMGSZ) is refused: GateInputError.
+    """
+    value = (state.get("train_args") or {}).get("imgsz")
+    if value is None:
+        return 640
+    sizes = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not (1 <= len(sizes) <= 2 and all(isinstance(size, numbers.Integral) and not isinstance(size, bool)
+                                         and 1 <= size <= MAX_IMGSZ for size in sizes)):
+        raise GateInputError(where, f"train_args.imgsz {reprlib.repr(value)} is not an image size (a whole number "
+                                    f"of pixels from 1 to {MAX_IMGSZ}, or [height, width] of them)")
+    sizes = [int(size) for size in sizes]
+    return sizes[0] if len(set(sizes)) == 1 else sizes
+
+
 class YoloSegBackend(Backend):
     name = "candidate"
 
@@ -75,19 +139,12 @@ class YoloSegBackend(Backend):
         """`imgsz` 0 means the checkpoint's training image size."""
         runtime.prepare(torch_threads)
         import torch
-        from ultralytics import YOLO
 
-        try:
-            self._model = YOLO(str(checkpoint.path))
-        except Exception as err:  # torch/pickle/ultralytics raise many types for a bad file
-            detail = " ".join(str(err).split())  # one line: the CLI prints a single error line
-            raise GateInputError(checkpoint.spec, f"cannot load as an ultralytics checkpoint "
-                                                  f"({type(err).__name__}: {detail})") from None
+        self._model = _model_from_state(load_state(checkpoint), checkpoint.spec)
         if self._model.task != "segment":
             raise GateInputError(checkpoint.spec, f"is a {self._model.task!r} model; the gate needs a "
                                                   "segmentation ('segment') checkpoint")
-        train_args = (getattr(self._model, "ckpt", None) or {}).get("train_args", {})
-        self._settings = request_settings(conf, int(imgsz or train_args.get("imgsz") or 640), device,
+        self._settings = request_settings(conf, imgsz or _training_imgsz(self._model.ckpt, checkpoint.spec), device,
                                           torch_threads)
         self._checkpoint = checkpoint
         # One tiny request sets the predictor up (device, precision, memory format, stride-checked image
