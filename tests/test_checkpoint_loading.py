@@ -9,7 +9,6 @@ would create a marker file if unpickled without restriction.
 import builtins
 import hashlib
 import os
-import pathlib
 import shutil
 import sys
 import zipfile
@@ -155,21 +154,22 @@ def test_the_bytes_hashed_are_the_bytes_loaded(tmp_path):
         assert all(np.array_equal(a, b) for a, b in zip(expected, _masks(backend)))
 
 
-def test_the_path_is_read_once(tmp_path, monkeypatch):
-    """Every read of the checkpoint's path goes through one read_bytes at resolution, none while loading."""
+def test_the_path_is_opened_once(tmp_path, monkeypatch):
+    """The checkpoint's path is opened once, to hash it, and never again while the model is built."""
     path = tmp_path / "best.pt"
     shutil.copyfile(DEMO_CHECKPOINT, path)
-    reads, real_read_bytes, real_open = [], pathlib.Path.read_bytes, builtins.open
-    monkeypatch.setattr(pathlib.Path, "read_bytes", lambda self: reads.append(self) or real_read_bytes(self))
-    checkpoint = checkpoint_lib.resolve_checkpoint(str(path))
-    assert reads == [path]
+    opens, real_open = [], builtins.open
 
-    def no_reopen(file, *args, **kwargs):
-        assert not (isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == str(path)), "reopened"
+    def counting(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == os.path.realpath(path):
+            opens.append(file)
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", no_reopen)
+    monkeypatch.setattr(builtins, "open", counting)
+    checkpoint = checkpoint_lib.resolve_checkpoint(str(path))
+    assert len(opens) == 1
     assert YoloSegBackend(checkpoint).provenance()["checkpoint_sha256"] == checkpoint.sha256
+    assert len(opens) == 1
 
 
 @pytest.mark.parametrize("path", [DEMO_CHECKPOINT, DEMO_INCUMBENT], ids=["demo", "incumbent"])
@@ -231,6 +231,11 @@ def test_nonsense_train_imgsz_is_refused_naming_the_checkpoint(tmp_path, seg_che
 def test_the_imgsz_flag_overrides_the_checkpoint(tmp_path, seg_checkpoint):
     path = _with_imgsz(tmp_path, seg_checkpoint, [64, 96])
     assert YoloSegBackend(checkpoint_lib.resolve_checkpoint(str(path)), imgsz=32).provenance()["imgsz"] == 32
+
+
+def test_the_imgsz_flag_has_the_same_bounds():
+    proc = run_cli(f"--candidate_imgsz={yolo_backend.MAX_IMGSZ + 1}", "--quiet", timeout=300)
+    assert proc.returncode == 2 and "candidate_imgsz" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 _SIZE = st.integers(1, yolo_backend.MAX_IMGSZ)

@@ -21,6 +21,7 @@ import traceback
 from absl import app, flags
 
 from eval import cli, sanitise
+from eval.backends.yolo_backend import MAX_IMGSZ
 from eval.decision.decide import EXAMPLE_VALUES_WARNING
 from eval.errors import GateInputError
 from eval.pipeline import GateOptions, run_gate
@@ -65,7 +66,7 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Images per candidate infere
 _CONF = flags.DEFINE_float("candidate_conf", 0.25, "Candidate detection confidence threshold.",
                            lower_bound=0.0, upper_bound=1.0)
 _IMGSZ = flags.DEFINE_integer("candidate_imgsz", 0, "Candidate inference size; 0 = the checkpoint's training size.",
-                              lower_bound=0)
+                              lower_bound=0, upper_bound=MAX_IMGSZ)
 _DEVICE = flags.DEFINE_string("device", "cpu", "Torch device for the candidate (cpu, cuda:0, ...).")
 _TORCH_THREADS = flags.DEFINE_integer(
     "torch_threads", 2, "Torch intra-op threads, fixed so results do not depend on the machine.", lower_bound=1)

@@ -78,7 +78,8 @@ def resolve_checkpoint(spec, pinned_sha256=None, allowlist=None, open_store=volu
     if not path.is_file():
         raise GateInputError(spec, "checkpoint file not found")
     try:
-        data = path.read_bytes()  # read once: what is hashed here is what load_state unpickles
+        with open(path, "rb") as handle:
+            data = handle.read()  # read once: what is hashed here is what load_state unpickles
     except OSError as err:
         raise GateInputError(spec, f"cannot read checkpoint ({err.strerror})") from None
     digest = hashlib.sha256(data).hexdigest()
