@@ -9,6 +9,7 @@ would create a marker file if unpickled without restriction.
 import builtins
 import hashlib
 import os
+import pathlib
 import shutil
 import sys
 import zipfile
@@ -114,6 +115,21 @@ def test_the_cli_refuses_a_malicious_candidate_or_incumbent_with_exit_2(tmp_path
         assert "Traceback" not in proc.stderr and "recommendation:" not in proc.stdout
         assert f"{path}: refused to load: it references posix.system" in proc.stderr, proc.stderr
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_plain_data_an_ultralytics_checkpoint_may_hold_loads_and_numpy_arrays_do_not(tmp_path, seg_checkpoint):
+    from ultralytics.utils import IterableSimpleNamespace
+
+    from eval import runtime
+
+    runtime.prepare(1)
+    data = {"train_results": {"loss": np.float64(0.5), "epoch": np.int64(3), "dtype": np.dtype("f4")},
+            "args": IterableSimpleNamespace(imgsz=64), "save_dir": pathlib.PosixPath("runs/train")}
+    path = _save({**_state(seg_checkpoint), **data}, tmp_path / "data.pt")
+    state = checkpoint_lib.load_state(checkpoint_lib.resolve_checkpoint(str(path)))
+    assert {key: state[key] for key in data} == data
+    path = _save({**_state(seg_checkpoint), "array": np.zeros(3)}, tmp_path / "array.pt")
+    _refused(lambda: checkpoint_lib.load_state(checkpoint_lib.resolve_checkpoint(str(path))), path, "numpy.ndarray")
 
 
 def test_files_that_are_not_torch_checkpoints_are_refused(tmp_path):

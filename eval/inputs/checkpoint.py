@@ -5,7 +5,7 @@ read once: its digest, checked against the pin (--checkpoint_sha256 or an allowl
 recorded in every report and the run key, is the digest of the very bytes the model is built from, and the
 path is never reopened (a file swapped after the check changes nothing). Those bytes are unpickled with
 torch's `weights_only` loader, which constructs only what it is told is safe: tensors (torch's default),
-the nn.Module classes of torch.nn and ultralytics.nn, and a few plain data types (_DATA_GLOBALS). A
+the nn.Module classes of torch.nn and ultralytics.nn, and a few plain data types (_data_globals). A
 checkpoint that names anything else is refused before any of it runs, pinned or not: the pin says which
 file was approved, not that its code may run.
 """
@@ -113,8 +113,6 @@ def _data_globals():
         "numpy.core.multiarray.scalar": scalar,
         "numpy._core.multiarray.scalar": scalar,
         "numpy.dtype": np.dtype,
-        **{f"numpy.dtypes.{name}": getattr(np.dtypes, name) for name in dir(np.dtypes)
-           if isinstance(getattr(np.dtypes, name), type) and issubclass(getattr(np.dtypes, name), np.dtype)},
         "ultralytics.utils.IterableSimpleNamespace": IterableSimpleNamespace,
         # Paths in train_args, saved on either OS: rebuilt as plain local paths.
         **{f"{module}.{kind}": pathlib.Path for module in ("pathlib", "pathlib._local")
@@ -158,7 +156,13 @@ def load_state(checkpoint):
                                               f"{'is' if len(refused) == 1 else 'are'} not what an ultralytics "
                                               "checkpoint holds (a torch or ultralytics model class or plain data); "
                                               "nothing from it was run")
-    with _LOAD_LOCK, torch.serialization.safe_globals([(obj, name) for name, obj in allowed.items()]):
+    safe = [(obj, name) for name, obj in allowed.items()]
+    if "numpy.dtype" in allowed:
+        import numpy as np
+
+        # A dtype is built as its class (numpy.dtypes.Float64DType, ...), which the pickle never names.
+        safe += [kind for kind in vars(np.dtypes).values() if isinstance(kind, type) and issubclass(kind, np.dtype)]
+    with _LOAD_LOCK, torch.serialization.safe_globals(safe):
         try:
             return torch.load(io.BytesIO(checkpoint.data), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:  # what the static scan missed, or a refused getattr
