@@ -77,13 +77,11 @@ def _run_once(predict, corpora, batch_size):
 def main(argv):
     del argv  # unused
     from eval import gate, runtime
-    from eval.backends.yolo_backend import YoloSegBackend
+    from eval.backends.yolo_backend import YoloSegBackend, load_yolo
     from eval.inputs.checkpoint import resolve_checkpoint
     from eval.inputs.snapshot import FLAGGED, TEST, load_snapshot
 
     runtime.prepare(_TORCH_THREADS.value)
-    from ultralytics import YOLO
-
     snapshot = load_snapshot(pathlib.Path(user_path(_DATASET.value)))
     checkpoint = resolve_checkpoint(user_path(_CHECKPOINT.value))
     by_id = [[((i.corpus, i.image_id), *gate._decode(i)) for i in snapshot.items if i.corpus == corpus
@@ -96,7 +94,7 @@ def main(argv):
 
     backend = YoloSegBackend(checkpoint, _CONF.value, _IMGSZ.value, "cpu", _TORCH_THREADS.value)
     imgsz = backend.provenance()["imgsz"]
-    ways = {"plain": (_plain_predict(YOLO(str(checkpoint.path)), imgsz, _CONF.value, _TORCH_THREADS.value), by_id),
+    ways = {"plain": (_plain_predict(load_yolo(checkpoint), imgsz, _CONF.value, _TORCH_THREADS.value), by_id),
             "gate": (backend.predict, in_gate_order)}
     batch_sizes = [int(b) for b in _BATCH_SIZES.value]
     print(f"candidate stage: {n} photos in {len(sizes)} sizes, imgsz {imgsz}, {_TORCH_THREADS.value} torch "

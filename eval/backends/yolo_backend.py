@@ -72,17 +72,19 @@ def _one_request_predictor():
     return OneRequestLetterbox
 
 
-def _model_from_state(state, name):
-    """The ultralytics model object for an unpickled checkpoint, built without opening any file.
+def load_yolo(checkpoint):
+    """The ultralytics YOLO object for a resolved Checkpoint, built from its bytes without opening any file.
 
-    What `YOLO(path)` does (ultralytics.nn.tasks.load_checkpoint, then Model._load) minus reading the path:
-    the gate's bytes were read, hashed and safely unpickled by eval.inputs.checkpoint. Raises GateInputError.
+    What `YOLO(path)` does (ultralytics.nn.tasks.load_checkpoint, then Model._load) minus reading the path
+    and running the pickle: the bytes were read and hashed, and are unpickled safely, by eval.inputs.checkpoint.
+    Call after runtime.prepare(). Raises GateInputError.
     """
     import torch
     from ultralytics import YOLO
     from ultralytics.cfg import DEFAULT_CFG_DICT
     from ultralytics.nn.tasks import guess_model_task
 
+    state, name = load_state(checkpoint), checkpoint.spec
     model = (state.get("ema") or state.get("model")) if isinstance(state, dict) else None
     if not isinstance(model, torch.nn.Module):
         raise GateInputError(name, "cannot load as an ultralytics checkpoint (it holds no 'model' or 'ema' network)")
@@ -140,7 +142,7 @@ class YoloSegBackend(Backend):
         runtime.prepare(torch_threads)
         import torch
 
-        self._model = _model_from_state(load_state(checkpoint), checkpoint.spec)
+        self._model = load_yolo(checkpoint)
         if self._model.task != "segment":
             raise GateInputError(checkpoint.spec, f"is a {self._model.task!r} model; the gate needs a "
                                                   "segmentation ('segment') checkpoint")
