@@ -5,6 +5,7 @@ import dataclasses
 import os
 
 from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT, decide
+from eval.decision.intervals import with_intervals
 from eval.errors import GateInputError
 from eval.inputs import images
 from eval.inputs.snapshot import FLAGGED, TEST
@@ -151,7 +152,8 @@ def combine(shards, snapshot, criteria, provenance, gallery_size=3):
                     key=lambda s: (s.corpus, s.image_id, s.source_backend))
     picker = gallery_lib.GalleryPicker.from_cases((c for shard in shards for c in shard.gallery_cases),
                                                   gallery_size)
-    aggregates = aggregate(scores)
+    # Resampling seeds come from the run key: the same run gets the same intervals, however it was sharded.
+    aggregates = with_intervals(aggregate(scores), scores, provenance["run_key"], criteria.decision_rule.level)
     decision = decide(criteria, aggregates, len(not_evaluated))
     flagged = [row for i in snapshot.items if i.corpus == FLAGGED for row in i.rows]
     return GateResult(provenance, tuple(scores), aggregates, not_evaluated, snapshot.exclusions, decision,

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from eval.errors import GateInputError
-from eval.inputs.criteria import UNCLASSIFIED, load_criteria
+from eval.inputs.criteria import CONFIDENCE, POINT, UNCLASSIFIED, DecisionRule, load_criteria
 from tests.support import CRITERIA, VALID_CRITERIA as VALID
 
 
@@ -80,6 +80,40 @@ def test_invalid_files_are_refused_with_the_file_named(tmp_path, change, message
         load_criteria(path)
     assert str(path) in str(err.value)
     assert message in str(err.value)
+
+
+def test_v1_files_decide_on_point_values(tmp_path):
+    assert load_criteria(write(tmp_path, VALID)).decision_rule == DecisionRule(POINT, 0.95, False)
+
+
+@pytest.mark.parametrize("rule, expected", [
+    ("{kind: point}", DecisionRule(POINT, 0.95, False)),
+    ("{kind: confidence, level: 0.9}", DecisionRule(CONFIDENCE, 0.9, False)),
+    ("{kind: confidence, level: 0.95, holm: true}", DecisionRule(CONFIDENCE, 0.95, True)),
+])
+def test_schema_v2_states_its_decision_rule(tmp_path, rule, expected):
+    text = VALID.replace("schema_version: 1", f"schema_version: 2\ndecision_rule: {rule}")
+    assert load_criteria(write(tmp_path, text)).decision_rule == expected
+
+
+@pytest.mark.parametrize("version, rule, message", [
+    (1, "{kind: point}", "decision_rule needs schema_version: 2"),
+    (2, None, "schema_version 2 requires decision_rule"),
+    (2, "{kind: confidence}", "requires a level"),
+    (2, "{kind: confidence, level: 1.0}", "is greater than or equal to the maximum of 1"),
+    (2, "{kind: confidence, level: 0.5}", "is less than or equal to the minimum of 0.5"),
+    (2, "{kind: bayes, level: 0.9}", "is not one of"),
+    (2, "{kind: point, holm: true}", "holm applies to the confidence rule only"),
+    (2, "{kind: confidence, levle: 0.9}", "did you mean 'level'"),
+    (3, "{kind: point}", "is not one of"),
+])
+def test_bad_decision_rules_are_refused(tmp_path, version, rule, message):
+    text = VALID.replace("schema_version: 1", f"schema_version: {version}" +
+                         (f"\ndecision_rule: {rule}" if rule else ""))
+    path = write(tmp_path, text)
+    with pytest.raises(GateInputError) as err:
+        load_criteria(path)
+    assert str(path) in str(err.value) and message in str(err.value)
 
 
 def test_yaml_tags_are_not_executed(tmp_path):

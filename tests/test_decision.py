@@ -6,8 +6,9 @@ import sys
 import pytest
 
 from eval.decision import decide as decision
-from eval.inputs.criteria import KINDS, Criterion, SuccessCriteria
-from eval.scoring.scores import aggregate, image_score
+from eval.decision.intervals import with_intervals
+from eval.inputs.criteria import CONFIDENCE, KINDS, Criterion, DecisionRule, SuccessCriteria
+from eval.scoring.scores import ImageScore, aggregate, image_score
 from tests.support import binary
 
 FULL = binary(["1111", "1111"])
@@ -202,5 +203,155 @@ def test_each_over_no_class_is_a_row_not_a_vanished_criterion_or_a_traceback():
     assert d.deciding.status == decision.INSUFFICIENT
 
 
+# --- the confidence rule (schema_version 2) -------------------------------------------------------------
+
+RULE = DecisionRule(CONFIDENCE, 0.95)
+
+
+def from_ious(candidate, baseline, corpus="test", threshold=0.75, incumbent=None):
+    """Aggregates with intervals, as the gate computes them, from per-image IoUs."""
+    out = []
+    for i, (cand, base) in enumerate(zip(candidate, baseline)):
+        ious = (("candidate", cand), ("rembg", base)) + ((("incumbent", incumbent[i]),) if incumbent else ())
+        for backend, iou in ious:
+            out.append(ImageScore(backend, corpus, f"i{i:03d}", (), mask_iou=round(iou, 6), precision=1.0,
+                                  recall=1.0, bbox_iou_secondary=1.0, boundary_iou=round(iou, 6),
+                                  passed=iou >= threshold, true_positive_pixels=0, predicted_pixels=0,
+                                  ground_truth_pixels=1))
+    return with_intervals(aggregate(out), out, "run-key", 0.95)
+
+
+def confident(*items, min_images=2):
+    return dataclasses.replace(criteria(*items, min_images=min_images), decision_rule=RULE)
+
+
+REGRESSION_05 = Criterion("regression", "max_mean_iou_regression", "test", "all", 0.05)
+
+
+def decide_regression(drops, base=0.95):
+    aggs = from_ious([base - d for d in drops], [base] * len(drops))
+    return decision.decide(confident(REGRESSION_05), aggs, 0).results[1]
+
+
+def test_every_kind_reads_an_interval_the_gate_computes():
+    """The confidence rule applies to every kind of the table, boundary kinds included."""
+    candidate = next(a for a in from_ious([0.9, 0.8, 0.85], [0.9] * 3) if a.source_backend == "candidate")
+    for name, kind in decision.KINDS.items():
+        assert kind.interval_name("rembg") in candidate.intervals, name
+    boundary = Criterion("b", "max_mean_boundary_iou_regression", "test", "all", 0.05)
+    r = decision.decide(confident(boundary), from_ious([0.95 - d for d in [0.2, 0.21, 0.19]], [0.95] * 3), 0)
+    assert r.results[1].status == decision.FAIL and r.results[1].interval.lower > 0.05
+
+
+def test_confidence_clear_pass():
+    r = decide_regression([0.01, 0.012, 0.008, 0.011, 0.009, 0.01] * 5)
+    assert r.status == decision.PASS and r.interval.upper <= 0.05
+    assert r.margin == pytest.approx(0.05 - r.interval.upper)
+    assert "clearly within" in r.summary and r.images_needed is None
+
+
+def test_confidence_clear_fail():
+    r = decide_regression([0.2, 0.21, 0.19, 0.2, 0.22])
+    assert r.status == decision.FAIL and r.interval.lower > 0.05
+    assert "clearly beyond" in r.summary
+
+
+def test_confidence_inconclusive_says_so_and_estimates_the_images_needed():
+    drops = [0.0, 0.1, 0.02, 0.08, 0.03]  # mean 0.046: within 0.05 by point, not with confidence
+    r = decide_regression(drops)
+    assert r.observed == pytest.approx(0.046)
+    assert r.interval.lower < 0.05 < r.interval.upper
+    assert r.status == decision.INCONCLUSIVE
+    assert r.images_needed > len(drops)
+    assert "inconclusive, which is never a go" in r.summary and f"about {r.images_needed} images" in r.summary
+    d = decision.decide(confident(REGRESSION_05), from_ious([0.95 - x for x in drops], [0.95] * 5), 0)
+    assert d.recommendation == "no-go" and d.deciding.status == decision.INCONCLUSIVE
+    point = decision.decide(criteria(REGRESSION_05), from_ious([0.95 - x for x in drops], [0.95] * 5), 0)
+    assert point.recommendation == "go"  # the point rule would have promoted on noise
+
+
+def test_confidence_bound_on_the_threshold_is_within_it():
+    r = decide_regression([0.05] * 4)  # every image drops exactly the allowed 0.05: a zero-width interval
+    assert (r.interval.lower, r.interval.upper) == (0.05, 0.05)
+    assert r.status == decision.PASS and r.margin == 0.0
+
+
+def test_confidence_on_pass_rate_and_mean_iou():
+    rate = Criterion("rate", "min_pass_rate", "test", "all", 0.6)
+    mean = Criterion("mean", "min_mean_iou", "test", "all", 0.8)
+    clear = from_ious([0.9] * 30, [0.9] * 30)
+    assert [r.status for r in decision.decide(confident(rate, mean), clear, 0).results[1:]] == ["pass", "pass"]
+    few = from_ious([0.9, 0.9, 0.9, 0.5, 0.5], [0.9] * 5)  # pass rate 0.6 and mean 0.74 on 5 images
+    statuses = {r.id: r.status for r in decision.decide(confident(rate, mean), few, 0).results[1:]}
+    assert statuses == {"rate": "inconclusive", "mean": "inconclusive"}
+    bad = from_ious([0.5] * 30, [0.9] * 30)
+    assert [r.status for r in decision.decide(confident(rate, mean), bad, 0).results[1:]] == ["fail", "fail"]
+
+
+def test_clear_miss_is_cited_before_inconclusive_before_insufficient():
+    rate = Criterion("rate", "min_pass_rate", "test", "all", 0.6)
+    fails = Criterion("mean", "min_mean_iou", "test", "all", 0.99)
+    aggs = from_ious([0.9, 0.9, 0.9, 0.5, 0.5], [0.9] * 5)
+    d = decision.decide(confident(rate, fails), aggs, 0)
+    assert (d.deciding.id, d.deciding.status) == ("mean", "fail")
+    assert decision.decide(confident(rate, min_images=10), aggs, 0).deciding.status == decision.INSUFFICIENT
+
+
+def test_holm_turns_marginal_misses_into_inconclusive_but_keeps_clear_ones():
+    tests = [Criterion(f"r{k}", "max_mean_iou_regression", "test", "all", t) for k, t in enumerate(
+        [0.134, 0.05, 0.3, 0.3, 0.3, 0.3])]  # r0: a marginal miss, r1: a clear one, r2..r5 pass
+    drops = [0.1, 0.2, 0.15, 0.17, 0.13, 0.19, 0.16, 0.18]
+    aggs = from_ious([0.95 - d for d in drops], [0.95] * 8)
+    plain = {r.id: r.status for r in decision.decide(confident(*tests), aggs, 0).results[1:]}
+    holm_rule = dataclasses.replace(confident(*tests), decision_rule=DecisionRule(CONFIDENCE, 0.95, True))
+    holm = {r.id: r for r in decision.decide(holm_rule, aggs, 0).results[1:]}
+    assert plain["r0"] == "fail" and holm["r0"].status == decision.INCONCLUSIVE
+    assert "Holm" in holm["r0"].summary
+    assert plain["r1"] == holm["r1"].status == "fail"
+    assert [holm[f"r{k}"].status for k in range(2, 6)] == ["pass"] * 4
+
+
+def test_point_rule_keeps_the_v1_outcome_with_intervals_present():
+    """Intervals are computed and shown under the point rule too, but do not change what it decides."""
+    aggs = from_ious([0.9, 0.88, 0.5], [0.9, 0.9, 0.9])
+    d = decision.decide(criteria(MEAN_IOU, PASS_RATE, REGRESSION), aggs, 0)
+    assert [(r.status, r.observed, r.margin) for r in d.results] == [
+        ("pass", 0.0, 0.0), ("fail", 0.76, -0.04), ("pass", 0.666667, 0.166667), ("fail", 0.14, -0.04)]
+    assert all(r.interval is not None for r in d.results[1:])
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
+
+
+def test_a_regression_vs_the_incumbent_is_tested_on_its_own_interval():
+    """`vs: incumbent` reads the candidate's paired interval against the incumbent, not against rembg."""
+    n = 30
+    rembg = [0.95 - 0.001 * (i % 7) for i in range(n)]
+    candidate = [r - 0.01 for r in rembg]  # clearly within 0.05 of rembg
+    incumbent = [c + 0.2 + 0.001 * (i % 3) for i, c in enumerate(candidate)]  # clearly better than the candidate
+    aggs = from_ious(candidate, rembg, incumbent=incumbent)
+    vs_rembg = REGRESSION_05
+    vs_incumbent = dataclasses.replace(REGRESSION_05, id="regression_vs_incumbent", vs="incumbent")
+    d = decision.decide(confident(vs_rembg, vs_incumbent), aggs, 0)
+    by_id = {r.id: r for r in d.results}
+    assert by_id["regression"].status == decision.PASS and by_id["regression"].vs == "rembg"
+    inc = by_id["regression_vs_incumbent"]
+    assert inc.status == decision.FAIL and inc.vs == "incumbent" and inc.interval.lower > 0.05
+    assert "vs incumbent" in inc.summary
+    cand = next(a for a in aggs if a.source_backend == "candidate")
+    assert inc.interval == cand.intervals["mask_iou_regression_vs_incumbent"]
+    assert "mask_iou_regression_vs_incumbent" not in next(
+        a for a in aggs if a.source_backend == "rembg").intervals  # the baseline is measured against nothing
+
+
+def test_an_incumbent_never_changes_the_candidates_intervals():
+    """The resample count comes from candidate and rembg alone, so adding the incumbent (with a much wider
+    spread) leaves every candidate-vs-rembg bound as it was."""
+    n = 40
+    rembg = [0.9 - 0.002 * (i % 11) for i in range(n)]
+    candidate = [r - 0.01 * (i % 5) for i, r in enumerate(rembg)]
+    incumbent = [0.1 if i % 2 else 0.99 for i in range(n)]
+    alone = next(a for a in from_ious(candidate, rembg) if a.source_backend == "candidate")
+    beside = next(a for a in from_ious(candidate, rembg, incumbent=incumbent) if a.source_backend == "candidate")
+    assert {k: v for k, v in beside.intervals.items() if "incumbent" not in k} == alone.intervals

@@ -42,6 +42,20 @@ def test_the_export_is_the_committed_snapshot_but_for_its_manifest(exported):
     assert ours.export["croprun_rows"] == 30 and ours.export["database"] == {"kind": "sqlite", "name": "croprun.sqlite"}
 
 
+# Interval bounds (and what quotes them: summaries, confidence-rule margins) come from a bootstrap seeded by
+# the run key, which includes the dataset digest; the export's snapshot has its own digest, so only those
+# Monte Carlo figures may differ from the golden's. Everything measured must be equal.
+_INTERVAL_FIELDS = ("interval", "intervals", "summary", "margin", "images_needed")
+
+
+def _without_intervals(value):
+    if isinstance(value, dict):
+        return {k: _without_intervals(v) for k, v in value.items() if k not in _INTERVAL_FIELDS}
+    if isinstance(value, list):
+        return [_without_intervals(v) for v in value]
+    return value
+
+
 def test_the_gate_on_the_export_gives_the_golden_metrics_rows(exported):
     base, result = exported
     done = run_cli("--checkpoint", str(DEMO_CHECKPOINT), "--incumbent_checkpoint", str(DEMO_INCUMBENT),  # as the demo
@@ -51,7 +65,7 @@ def test_the_gate_on_the_export_gives_the_golden_metrics_rows(exported):
     metrics = json.loads((base / "report" / "metrics.json").read_text())
     golden = json.loads((DEMO_REPORT / "metrics.json").read_text())
     for key in _ROWS:
-        assert metrics[key] == golden[key], key
+        assert _without_intervals(metrics[key]) == _without_intervals(golden[key]), key
     assert metrics["provenance"]["dataset"]["export"] == load_snapshot(result.path).export
     assert metrics["provenance"]["dataset"]["sha256"] == result.sha256
     report = (base / "report" / "report.md").read_text()

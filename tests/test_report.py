@@ -1,4 +1,5 @@
-"""The report a reviewer reads: escaped user text, yes/no checks, decision-first tables, listed rows, panels."""
+"""The report a reviewer reads: escaped user text, yes/no checks, decision-first tables, listed rows, panels, and
+the forest plot (deterministic bytes)."""
 
 import dataclasses
 import io
@@ -14,6 +15,7 @@ from eval.gate import GateResult, NotEvaluated
 from eval.inputs.criteria import load_criteria
 from eval.inputs.snapshot import Exclusion
 from eval.report import gallery, render
+from eval.report.forest import COLOURS, ForestRow, render_forest
 from eval.report.render import markdown_text
 from eval.scoring.class_audit import audit_classes
 from eval.scoring.scores import aggregate, image_score
@@ -139,6 +141,21 @@ def test_gallery_panel_is_tall_and_carries_legend_and_both_ious():
     assert differs.size and differs.max() < 40
     tall = _panel(height=600, width=300)  # large photos are shrunk, small ones grown, to the same height
     assert tall.size[1] == panel.shape[0]
+
+
+def test_forest_plot_is_a_deterministic_png_without_metadata():
+    rows = [ForestRow("test / all (n=24)", -0.08, -0.1, -0.06, 0.05, "fail"),
+            ForestRow("flagged / gloss (n=6)", -0.01, -0.06, 0.02, 0.05, "inconclusive"),
+            ForestRow("flagged / all (n=30)", 0.01, -0.01, 0.03, None, None)]
+    first, second = render_forest(rows, 0.95), render_forest(rows, 0.95)
+    assert first == second and first[:8] == b"\x89PNG\r\n\x1a\n"
+    image = Image.open(io.BytesIO(first))
+    assert set(image.info) <= {"dpi"}  # no Software, no date: nothing that changes between runs
+    pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+    for status in ("fail", "inconclusive"):  # each row drawn in its outcome's colour
+        colour = tuple(int(COLOURS[status][i:i + 2], 16) for i in (1, 3, 5))
+        assert (pixels == colour).all(axis=1).any(), status
+    assert render_forest(rows[:1], 0.95) != first
 
 
 if __name__ == "__main__":

@@ -1,18 +1,28 @@
-"""From aggregates and the locked criteria to a go/no-go Decision (pure; rendered by eval.report.render)."""
+"""From aggregates and the locked criteria to a go/no-go Decision (pure; rendered by eval.report.render).
+
+A criterion kind is a row of KINDS: which backend's aggregate it reads, the observed value, the interval
+that goes with it, and the direction the threshold bounds. The decision rule (criteria file) then says
+how an observed value meets its threshold: `point` compares the value itself; `confidence` runs a
+one-sided test at the rule's level on the interval's bounds (a regression passes when its upper bound
+is within the threshold, fails when its lower bound is beyond it, and is otherwise inconclusive).
+"""
 
 import dataclasses
 
-from eval.inputs.criteria import ALL, EACH
-from eval.scoring.scores import round_metric
+from eval.decision import statistics
+from eval.decision.intervals import PASS_RATE, mean_name, regression_name
+from eval.inputs.criteria import ALL, CONFIDENCE, EACH
+from eval.scoring.scores import BASELINE, CANDIDATE, INCUMBENT, round_metric  # noqa: F401 (re-exported)
 
-PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
+PASS, FAIL, INSUFFICIENT, INCONCLUSIVE = "pass", "fail", "insufficient_data", "inconclusive"
 COMPLETENESS_ID = "evaluation_complete"
-CANDIDATE, BASELINE, INCUMBENT = "candidate", "rembg", "incumbent"
+AT_LEAST, AT_MOST = ">=", "<="
 
 
 @dataclasses.dataclass(frozen=True)
 class _Kind:
-    """How a criterion kind is measured: a statistic of an Aggregate, the direction, and the reference.
+    """How a criterion kind is measured: a statistic of an Aggregate, the direction, the reference, and
+    the name of the candidate Aggregate's interval on the same quantity (eval.decision.intervals).
 
     With `vs_baseline`, the observed value is the reference's statistic minus the candidate's (a
     regression, positive when the candidate is worse); the reference is the criterion's `vs`, rembg unless
@@ -20,19 +30,27 @@ class _Kind:
     """
 
     label: str
-    statistic: object  # Aggregate -> float
-    op: str  # ">=": observed must reach the threshold; "<=": must not exceed it
+    metric: str  # PASS_RATE, or the per-image metric whose mean is measured (an Aggregate field)
+    op: str  # AT_LEAST: observed must reach the threshold; AT_MOST: must not exceed it
     vs_baseline: bool = False
+
+    def statistic(self, aggregate):
+        return aggregate.pass_rate if self.metric == PASS_RATE else getattr(aggregate, self.metric)["mean"]
+
+    def interval_name(self, vs):
+        """The candidate Aggregate's interval on what this kind measures (against `vs` for a regression)."""
+        if self.vs_baseline:
+            return regression_name(self.metric, vs)
+        return PASS_RATE if self.metric == PASS_RATE else mean_name(self.metric)
 
 
 # One row per kind of eval.inputs.criteria.KINDS (a test keeps them equal).
 KINDS = {
-    "min_pass_rate": _Kind("candidate pass rate", lambda a: a.pass_rate, ">="),
-    "min_mean_iou": _Kind("candidate mean IoU", lambda a: a.mask_iou["mean"], ">="),
-    "max_mean_iou_regression": _Kind("mean-IoU regression vs {vs}", lambda a: a.mask_iou["mean"], "<=", True),
-    "min_mean_boundary_iou": _Kind("candidate mean Boundary IoU", lambda a: a.boundary_iou["mean"], ">="),
-    "max_mean_boundary_iou_regression": _Kind("mean-Boundary-IoU regression vs {vs}",
-                                              lambda a: a.boundary_iou["mean"], "<=", True),
+    "min_pass_rate": _Kind("candidate pass rate", PASS_RATE, AT_LEAST),
+    "min_mean_iou": _Kind("candidate mean IoU", "mask_iou", AT_LEAST),
+    "max_mean_iou_regression": _Kind("mean-IoU regression vs {vs}", "mask_iou", AT_MOST, True),
+    "min_mean_boundary_iou": _Kind("candidate mean Boundary IoU", "boundary_iou", AT_LEAST),
+    "max_mean_boundary_iou_regression": _Kind("mean-Boundary-IoU regression vs {vs}", "boundary_iou", AT_MOST, True),
 }
 
 
@@ -44,12 +62,17 @@ class CriterionResult:
     failure_class: str
     threshold: float
     observed: float | None
-    margin: float | None  # >= 0 passes; None when there was nothing to measure
+    # >= 0 passes; None when there was nothing to measure. Point rule: observed vs threshold; confidence
+    # rule: the pessimistic bound (upper for an upper limit, lower for a lower limit) vs threshold.
+    margin: float | None
     n_images: int
     n_empty_truth: int  # of n_images, those with an empty ground truth: they never count toward min_images
     status: str
     summary: str
     yes_no: bool = False  # a yes/no check (observed, threshold, margin hold counts, not measurements)
+    interval: statistics.Interval | None = None
+    images_needed: int | None = None  # inconclusive only: about how many images would decide it
+    vs: str | None = None  # a regression's reference (rembg or incumbent); None for the other kinds
 
     @property
     def passed(self):
@@ -63,9 +86,13 @@ class CriterionResult:
         return {"observed": self.observed, "threshold": self.threshold, "margin": self.margin}
 
 
+_NO_GO_ORDER = {FAIL: 0, INCONCLUSIVE: 1, INSUFFICIENT: 2}
+
+
 def _miss_rank(result):
-    """Order of failed results: incomplete evaluation first, then the largest measured miss, then no evidence."""
-    return result.id != COMPLETENESS_ID, result.status == INSUFFICIENT, result.margin or 0.0
+    """Order of failed results: incomplete evaluation first, then the largest clear miss, then the
+    inconclusive, then no evidence."""
+    return result.id != COMPLETENESS_ID, _NO_GO_ORDER.get(result.status, 0), result.margin or 0.0
 
 
 def recommendation_line(recommendation, criterion_id, summary):
@@ -83,6 +110,7 @@ class Decision:
     recommendation: str  # "go" or "no-go"
     deciding: CriterionResult
     results: tuple
+    rule: object = None  # eval.inputs.criteria.DecisionRule
 
     @property
     def headline(self):
@@ -120,30 +148,65 @@ def _evidence_problem(where, n, n_empty, criteria):
     return None
 
 
+def _confidence_verdict(kind, observed, interval, threshold, n):
+    """(status, margin, images_needed) of a one-sided test on `interval`'s bounds; a bound equal to the
+    threshold is within it (as the point rule's thresholds are inclusive)."""
+    if kind.op == AT_MOST:
+        margin, beyond = threshold - interval.upper, interval.lower > threshold
+    else:
+        margin, beyond = interval.lower - threshold, interval.upper < threshold
+    if margin >= 0:
+        return PASS, round_metric(margin), None
+    if beyond:
+        return FAIL, round_metric(margin), None
+    toward = interval.upper if threshold > observed else interval.lower  # the bound that must clear it
+    return INCONCLUSIVE, round_metric(margin), statistics.images_to_decide(n, observed, toward, threshold)
+
+
+def _confidence_summary(status, interval, threshold, images_needed):
+    level = f"{interval.level:.0%} one-sided bounds [{interval.lower:.4f}, {interval.upper:.4f}]"
+    if status == PASS:
+        return f"{level}: clearly within {threshold:.4f}"
+    if status == FAIL:
+        return f"{level}: clearly beyond {threshold:.4f}"
+    more = (f"about {images_needed} images would decide it at the observed spread" if images_needed else
+            "the observed value sits on the threshold, so no number of images is likely to decide it")
+    return f"{level} straddle {threshold:.4f}: inconclusive, which is never a go; {more}"
+
+
 def _measure(criterion, failure_class, table, criteria):
+    kind, rule = KINDS[criterion.kind], criteria.decision_rule
     candidate = table.get((CANDIDATE, criterion.corpus, failure_class))
     baseline = table.get((criterion.vs, criterion.corpus, failure_class))  # the reference: rembg or the incumbent
     n = candidate.n_images if candidate else 0
-    kind = KINDS[criterion.kind]
     n_empty = candidate.n_empty_truth if candidate else 0
     where = f"{criterion.corpus}/{failure_class}"
     base = dict(id=criterion.id if criterion.failure_class != EACH else f"{criterion.id}[{failure_class}]",
                 kind=criterion.kind, corpus=criterion.corpus, failure_class=failure_class,
-                threshold=criterion.threshold, n_images=n, n_empty_truth=n_empty)
+                threshold=criterion.threshold, n_images=n, n_empty_truth=n_empty,
+                vs=criterion.vs if kind.vs_baseline else None)
     problem = _evidence_problem(where, n, n_empty, criteria)
     if problem or baseline is None:
         return CriterionResult(**base, observed=None, margin=None, status=INSUFFICIENT,
                                summary=problem or f"insufficient data on {where}: no {criterion.vs} result")
     cand_value, base_value = kind.statistic(candidate), kind.statistic(baseline)
     observed = round_metric(base_value - cand_value) if kind.vs_baseline else cand_value
-    margin = round_metric(observed - criterion.threshold if kind.op == ">=" else criterion.threshold - observed)
-    status = PASS if margin >= 0 else FAIL
+    interval = candidate.intervals.get(kind.interval_name(criterion.vs))
     detail = f" (candidate {cand_value:.4f} vs {criterion.vs} {base_value:.4f})" if kind.vs_baseline else ""
-    label = kind.label.format(vs=criterion.vs)
     empty = f", {n_empty} with empty ground truth" if n_empty else ""
-    return CriterionResult(**base, observed=observed, margin=margin, status=status,
-                           summary=f"{label} {observed:.4f} on {where} (n={n}{empty}){detail} must be {kind.op} "
-                                   f"{criterion.threshold:.4f}")
+    summary = (f"{kind.label.format(vs=criterion.vs)} {observed:.4f} on {where} (n={n}{empty}){detail} must be "
+               f"{kind.op} {criterion.threshold:.4f}")
+    if rule.kind != CONFIDENCE:
+        margin = round_metric(observed - criterion.threshold if kind.op == AT_LEAST else criterion.threshold - observed)
+        return CriterionResult(**base, observed=observed, margin=margin, status=PASS if margin >= 0 else FAIL,
+                               summary=summary, interval=interval)
+    if interval is None:  # never expected: the gate computes every interval; fail closed all the same
+        return CriterionResult(**base, observed=observed, margin=None, status=INCONCLUSIVE, interval=None,
+                               summary=f"{summary}: no interval was computed; inconclusive, never a go")
+    status, margin, needed = _confidence_verdict(kind, observed, interval, criterion.threshold, n)
+    return CriterionResult(**base, observed=observed, margin=margin, status=status, interval=interval,
+                           images_needed=needed, summary=f"{summary} at {rule.level:.0%} confidence; "
+                           f"{_confidence_summary(status, interval, criterion.threshold, needed)}")
 
 
 def _completeness(n_evaluated, n_not_evaluated):
@@ -156,9 +219,34 @@ def _completeness(n_evaluated, n_not_evaluated):
                            "cannot be a go", yes_no=True)
 
 
+def _holm(results, level):
+    """Holm's step-down over every tested criterion: a clear miss stands only when its p-value survives
+    alpha / (number of tests not yet rejected); the others become inconclusive (still never a go).
+
+    Go needs every criterion to pass, so the false-go rate is at most 1 - level without correction; Holm
+    keeps the chance of calling ANY criterion a clear miss when none is at most 1 - level as well.
+    """
+    tested = [r for r in results if r.status in (PASS, FAIL, INCONCLUSIVE) and r.interval is not None]
+    favourable = {r.id: (r.interval.lower if KINDS[r.kind].op == AT_MOST else r.interval.upper)
+                  for r in tested}
+    p = {r.id: statistics.miss_p_value(r.observed, favourable[r.id], level, r.threshold) for r in tested}
+    misses = sorted((r for r in tested if r.status == FAIL), key=lambda r: (p[r.id], r.id))
+    standing = set()
+    for i, r in enumerate(misses):
+        if p[r.id] > (1 - level) / (len(tested) - i):
+            break
+        standing.add(r.id)
+    return [r if r.status != FAIL or r.id in standing else dataclasses.replace(
+        r, status=INCONCLUSIVE, summary=f"{r.summary}; under Holm's correction over {len(tested)} tests "
+                                        f"(p = {p[r.id]:.4f}) not a clear miss: inconclusive, never a go")
+            for r in results]
+
+
 def decide(criteria, aggregates, n_not_evaluated):
-    """Evaluate every criterion; go only if all pass, citing the failed (or, for go, tightest) one."""
+    """Evaluate every criterion under the file's decision rule; go only if all pass, citing the failed
+    (or, for go, tightest) one."""
     table = {a.key: a for a in aggregates}
+    rule = criteria.decision_rule
     n_evaluated = sum(a.n_images for a in aggregates if a.source_backend == CANDIDATE and a.failure_class == ALL)
     results = [_completeness(n_evaluated, n_not_evaluated)]
     for criterion in criteria.criteria:
@@ -166,7 +254,9 @@ def decide(criteria, aggregates, n_not_evaluated):
         # (insufficient data on "each"), never a criterion that silently vanishes from the decision.
         classes = (criteria.class_ids or (EACH,)) if criterion.failure_class == EACH else (criterion.failure_class,)
         results.extend(_measure(criterion, c, table, criteria) for c in classes)
+    if rule.kind == CONFIDENCE and rule.holm:
+        results = _holm(results, rule.level)
     failed = [r for r in results if not r.passed]
     if failed:
-        return Decision("no-go", min(failed, key=_miss_rank), tuple(results))
-    return Decision("go", min(results[1:], key=lambda r: r.margin), tuple(results))
+        return Decision("no-go", min(failed, key=_miss_rank), tuple(results), rule)
+    return Decision("go", min(results[1:], key=lambda r: r.margin), tuple(results), rule)

@@ -18,6 +18,7 @@ from eval.errors import GateInputError
 from eval.inputs.yaml_config import load_yaml
 
 CORPORA = ("test", "flagged")
+POINT, CONFIDENCE = "point", "confidence"
 KINDS = ("min_pass_rate", "min_mean_iou", "max_mean_iou_regression", "min_mean_boundary_iou",
          "max_mean_boundary_iou_regression")
 REFERENCES = ("rembg", "incumbent")  # what a regression criterion is measured against (`vs`)
@@ -40,7 +41,17 @@ SCHEMA = {
     "required": ["schema_version", "example_values", "iou_pass_threshold", "min_images",
                  "failure_classes", "criteria"],
     "properties": {
-        "schema_version": {"const": 1},
+        "schema_version": {"enum": [1, 2]},
+        "decision_rule": {  # schema_version 2 only (checked below)
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["kind"],
+            "properties": {
+                "kind": {"enum": [POINT, CONFIDENCE]},
+                "level": {"type": "number", "exclusiveMinimum": 0.5, "exclusiveMaximum": 1},
+                "holm": {"type": "boolean"},
+            },
+        },
         "example_values": {"type": "boolean"},
         "iou_pass_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "min_images": {"type": "integer", "minimum": 1},
@@ -125,6 +136,21 @@ class Criterion:
 
 
 @dataclasses.dataclass(frozen=True)
+class DecisionRule:
+    """How an observed value is held against its threshold (eval/decision/decide.py applies it).
+
+    point: the observed value alone (schema_version 1's rule). confidence: a one-sided test per criterion
+    at `level` on the interval's bounds; a criterion neither clearly within nor clearly beyond its
+    threshold is inconclusive. `level` is also the confidence of the intervals every report shows.
+    `holm`: Holm's step-down correction on the verdicts that say a criterion is clearly missed.
+    """
+
+    kind: str = POINT
+    level: float = 0.95
+    holm: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class SuccessCriteria:
     path: str
     sha256: str
@@ -134,6 +160,7 @@ class SuccessCriteria:
     failure_classes: tuple
     criteria: tuple
     max_empty_truth_share: float = DEFAULT_MAX_EMPTY_TRUTH_SHARE
+    decision_rule: DecisionRule = DecisionRule()
 
     @property
     def class_ids(self):
@@ -193,9 +220,27 @@ def _failure_class(raw, path):
     return FailureClass(raw["id"], raw["description"], notes_any, source, patterns)
 
 
+def _decision_rule(data, path):
+    """schema_version 1 has no decision_rule and decides on point values; version 2 must state its rule."""
+    raw = data.get("decision_rule")
+    if data["schema_version"] == 1:
+        if raw is not None:
+            raise GateInputError(path, "decision_rule needs schema_version: 2")
+        return DecisionRule()
+    if raw is None:
+        raise GateInputError(path, "schema_version 2 requires decision_rule: {kind: point} or "
+                                   "{kind: confidence, level: 0.95}")
+    if raw["kind"] == CONFIDENCE and "level" not in raw:
+        raise GateInputError(path, "decision_rule of kind confidence requires a level (e.g. 0.95)")
+    if raw["kind"] == POINT and raw.get("holm"):
+        raise GateInputError(path, "decision_rule: holm applies to the confidence rule only")
+    return DecisionRule(raw["kind"], float(raw.get("level", DecisionRule.level)), bool(raw.get("holm", False)))
+
+
 def load_criteria(path):
     """Parse and cross-check the criteria file at `path`."""
     data, digest = load_yaml(path, SCHEMA)
+    rule = _decision_rule(data, path)
     classes = tuple(_failure_class(raw, path) for raw in data["failure_classes"])
     _unique([c.id for c in classes], "failure class", path)
     for c in classes:
@@ -221,4 +266,4 @@ def load_criteria(path):
                                        f"flagged CropRun rows), so {c.failure_class!r} would check nothing; use 'all'")
     return SuccessCriteria(str(path), digest, data["example_values"], float(data["iou_pass_threshold"]),
                            data["min_images"], classes, criteria,
-                           float(data.get("max_empty_truth_share", DEFAULT_MAX_EMPTY_TRUTH_SHARE)))
+                           float(data.get("max_empty_truth_share", DEFAULT_MAX_EMPTY_TRUTH_SHARE)), rule)

@@ -15,15 +15,19 @@ import jinja2
 
 from eval import sanitise
 from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT
+from eval.decision.intervals import PASS_RATE, mean_name, regression_name
+from eval.inputs.criteria import CONFIDENCE
+from eval.report import forest
 from eval.report import gallery as gallery_lib
 from eval.scoring import class_audit
 
-SCHEMA = "pottery-gate-metrics/v1"
+SCHEMA = "pottery-gate-metrics/v2"
 markdown_text = sanitise.markdown  # the name callers used before eval.sanitise existed
 
 
 def _decision_dict(decision):
-    return {"recommendation": decision.recommendation, "deciding_criterion": dataclasses.asdict(decision.deciding)}
+    return {"recommendation": decision.recommendation, "deciding_criterion": dataclasses.asdict(decision.deciding),
+            "decision_rule": dataclasses.asdict(decision.rule)}
 
 
 def metrics_document(result):
@@ -70,11 +74,19 @@ def _decision_order(decision):
                         row["failure_class"])
 
 
+def _improvement(intervals, reference):
+    """candidate - `reference` mean IoU interval: the regression interval (reference - candidate) turned round."""
+    regression = intervals.get(regression_name("mask_iou", reference))
+    return regression and dataclasses.replace(regression, lower=-regression.upper, upper=-regression.lower)
+
+
 def _incumbent_columns(incumbent, cand):
     """The incumbent's cells of a side-by-side row (None where no incumbent ran)."""
     if incumbent is None:
-        return {"inc_iou": None, "delta_inc_iou": None, "inc_pass": None, "delta_inc_pass": None}
+        return {"inc_iou": None, "delta_inc_iou": None, "delta_inc_ci": None, "inc_pass": None,
+                "delta_inc_pass": None}
     return {"inc_iou": incumbent.mask_iou["mean"], "delta_inc_iou": cand.mask_iou["mean"] - incumbent.mask_iou["mean"],
+            "delta_inc_ci": _improvement(cand.intervals, INCUMBENT),
             "inc_pass": incumbent.pass_rate, "delta_inc_pass": cand.pass_rate - incumbent.pass_rate}
 
 
@@ -92,6 +104,8 @@ def _side_by_side(result):
             "corpus": corpus, "failure_class": failure_class, "n": cand.n_images,
             "base_iou": base.mask_iou["mean"], "cand_iou": cand.mask_iou["mean"],
             "delta_iou": cand.mask_iou["mean"] - base.mask_iou["mean"],
+            "cand_iou_ci": cand.intervals.get(mean_name("mask_iou")), "delta_ci": _improvement(cand.intervals, BASELINE),
+            "cand_pass_ci": cand.intervals.get(PASS_RATE),
             "base_median": base.mask_iou["median"], "cand_median": cand.mask_iou["median"],
             "base_p10": base.mask_iou["p10"], "cand_p10": cand.mask_iou["p10"],
             "base_p90": base.mask_iou["p90"], "cand_p90": cand.mask_iou["p90"],
@@ -125,7 +139,25 @@ def _environment():
     env.filters["line"] = sanitise.text
     env.filters["f3"] = lambda v: v if isinstance(v, str) else "n/a" if v is None else f"{v:.3f}"
     env.filters["signed"] = lambda v: f"{v:+.3f}"
+    env.filters["interval"] = lambda i: "n/a" if i is None else f"[{i.lower:.3f}, {i.upper:.3f}]"
     return env
+
+
+def _rule_text(rule):
+    """One paragraph saying how the criteria table was decided."""
+    bounds = (f"Intervals are one-sided {rule.level:.0%} bounds (together a {2 * rule.level - 1:.0%} interval): "
+              "a bootstrap over images for mean IoU, paired for its regression vs rembg (and the incumbent), Wilson "
+              "score for pass rates.")
+    if rule.kind == CONFIDENCE:
+        holm = " Holm's correction applies to the fail verdicts." if rule.holm else ""
+        return (f"Decision rule: **confidence** at level {rule.level}. Each criterion is a one-sided test on its "
+                "interval: it passes when the bound on the unfavourable side is within the threshold, fails when "
+                "the favourable bound is beyond it, and is otherwise **inconclusive**, which is never a go. Go "
+                "needs every criterion to pass, so a candidate that truly misses any one criterion should get a go "
+                f"about {1 - rule.level:.0%} of the time or less; with few images and skewed per-image differences "
+                f"it is more (`bench:decision_quality` measures it).{holm} {bounds}")
+    return (f"Decision rule: **point** (the observed value against the threshold; criteria schema_version 1 "
+            f"or `decision_rule: {{kind: point}}`). {bounds} They are shown, not used.")
 
 
 def report_markdown(result, title):
@@ -133,6 +165,7 @@ def report_markdown(result, title):
     worst = _gallery_entries(result.gallery_worst, "regression")
     text = _environment().get_template("report.md.j2").render(
         title=title, result=result, decision=result.decision, prov=result.provenance,
+        rule_text=_rule_text(result.decision.rule), forest=FOREST_FILE if forest_rows(result) else None,
         rows=_side_by_side(result), best=best, worst=worst, exclusions=_exclusion_summary(result.exclusions),
         n_excluded=len(result.exclusions), audit_examples=class_audit.EXAMPLES,
         incumbent=any(a.source_backend == INCUMBENT for a in result.aggregates))
@@ -146,7 +179,29 @@ def gallery_files(result):
     return {e["file"]: gallery_lib.render_panel(e["case"]) for e in entries}
 
 
+FOREST_FILE = "forest.png"
+
+
+def forest_rows(result):
+    """Forest-plot rows: candidate - rembg mean IoU per corpus and class, with the regression criterion
+    that reads each row (its threshold and status), in the report's table order."""
+    criteria = {(r.corpus, r.failure_class): r for r in result.decision.results
+                if r.kind == "max_mean_iou_regression" and r.vs == BASELINE}
+    rows = []
+    for row in _side_by_side(result):
+        if row["delta_ci"] is None:
+            continue
+        criterion = criteria.get((row["corpus"], row["failure_class"]))
+        rows.append(forest.ForestRow(
+            f"{row['corpus']} / {sanitise.text(row['failure_class'])} (n={row['n']})", row["delta_iou"],
+            row["delta_ci"].lower, row["delta_ci"].upper, criterion and criterion.threshold,
+            criterion and criterion.status))
+    return rows
+
+
 def render_all(result, title):
     """Every output file of a run as {relative path: bytes}."""
+    rows = forest_rows(result)
+    plot = {FOREST_FILE: forest.render_forest(rows, result.decision.rule.level)} if rows else {}
     return {"metrics.json": metrics_json(result), "per_image.csv": per_image_csv(result),
-            "report.md": report_markdown(result, title), **gallery_files(result)}
+            "report.md": report_markdown(result, title), **plot, **gallery_files(result)}

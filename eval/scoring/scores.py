@@ -11,6 +11,8 @@ from eval.inputs.criteria import ALL
 from eval.scoring import metrics
 
 DECIMALS = 6
+# ImageScore.source_backend values: the candidate, the production baseline, the optional incumbent checkpoint.
+CANDIDATE, BASELINE, INCUMBENT = "candidate", "rembg", "incumbent"
 
 
 def round_metric(value):
@@ -57,6 +59,8 @@ class Aggregate:
     pass_rate: float
     bbox_iou_secondary_mean: float
     boundary_iou: dict  # mean, median, p10, p90 (secondary)
+    # {statistic name: eval.decision.statistics.Interval}, filled by eval.decision.intervals.with_intervals
+    intervals: dict = dataclasses.field(default_factory=dict)
 
     @property
     def key(self):

@@ -1,0 +1,84 @@
+"""Intervals on the aggregates the decision uses, from the per-image scores (pure).
+
+Per (corpus, failure class), ONE bootstrap resample of image ids serves every backend's columns, so a
+backend's mean IoU and its regression against the reference are computed on the same draws (a paired
+bootstrap). Intervals are computed from the per-image values as metrics.json records them (rounded), with
+a seed derived from the run key and the group, so anyone can recompute them from `per_image`, and a
+sharded run (the Modal app) gets the same numbers as a single process.
+"""
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from eval.decision import statistics
+from eval.inputs.criteria import ALL
+from eval.scoring.scores import BASELINE, CANDIDATE, INCUMBENT, round_metric
+
+METRICS = ("mask_iou", "boundary_iou")  # per-image ImageScore fields whose means get intervals
+PASS_RATE = "pass_rate"
+REFERENCES = (BASELINE, INCUMBENT)  # what backends are regressed against; the first, the baseline, against nothing
+# The backends every run has: their spread sets the resample count, so the optional incumbent never changes
+# the candidate's intervals.
+CORE_BACKENDS = (CANDIDATE, BASELINE)
+
+
+def mean_name(metric):
+    """Interval name of a backend's mean `metric`."""
+    return f"{metric}_mean"
+
+
+def regression_name(metric, reference):
+    """Interval name of a backend's drop in mean `metric` below `reference` (reference mean - backend mean)."""
+    return f"{metric}_regression_vs_{reference}"
+
+
+def _rounded(interval):
+    return dataclasses.replace(interval, lower=round_metric(interval.lower), upper=round_metric(interval.upper))
+
+
+def _group_intervals(rows, level, seed):
+    """{backend: {name: Interval}} for one group; `rows` maps backend -> image id -> ImageScore.
+
+    Every column is resampled with the same draws; how many is set by the CORE_BACKENDS' columns.
+    """
+    backends = sorted(rows)
+    ids = sorted(rows[backends[0]])
+    columns, names, supports, core = [], [], [], []
+    for metric in METRICS:
+        values = {b: np.array([getattr(rows[b][i], metric) for i in ids]) for b in backends}
+        for b in backends:
+            names.append((b, mean_name(metric)))
+            columns.append(values[b])
+            supports.append((0.0, 1.0))
+            core.append(b in CORE_BACKENDS)
+            for reference in REFERENCES:
+                if reference in rows and b not in (reference, BASELINE):
+                    names.append((b, regression_name(metric, reference)))
+                    columns.append(values[reference] - values[b])
+                    supports.append((-1.0, 1.0))
+                    core.append(b in CORE_BACKENDS and reference in CORE_BACKENDS)
+    columns = np.stack(columns)
+    spread = float(columns[np.array(core)].std(axis=-1).max()) if any(core) else None
+    out = {b: {} for b in backends}
+    for (b, name), interval in zip(names, statistics.bootstrap_mean_bounds(columns, level, seed, supports,
+                                                                           spread=spread)):
+        out[b][name] = _rounded(interval)
+    for b in backends:
+        passed = sum(rows[b][i].passed for i in ids)
+        out[b][PASS_RATE] = _rounded(statistics.wilson_bounds(passed, len(ids), level))
+    return out
+
+
+def with_intervals(aggregates, scores, run_key, level):
+    """`aggregates` with their `intervals` filled: every backend's mean mask and Boundary IoU (bootstrap)
+    and pass rate (Wilson), and its regression of both vs each reference present (paired bootstrap)."""
+    groups = collections.defaultdict(lambda: collections.defaultdict(dict))
+    for s in scores:
+        for failure_class in (ALL, *s.failure_classes):
+            groups[(s.corpus, failure_class)][s.source_backend][s.image_id] = s
+    intervals = {key: _group_intervals(rows, level, statistics.seed_for(run_key, *key))
+                 for key, rows in groups.items()}
+    return tuple(dataclasses.replace(a, intervals=intervals[(a.corpus, a.failure_class)][a.source_backend])
+                 for a in aggregates)
