@@ -67,10 +67,14 @@ def test_the_offline_run_holds_config_summary_tables_images_and_the_report_artif
     for result in metrics["criteria_results"]:
         assert summary[f"criteria/{result['id']}/status"] == result["status"]
         assert summary[f"criteria/{result['id']}/observed"] == result["observed"]
+        if result["interval"]:  # metrics.json v2: the interval the decision rule read
+            assert summary[f"criteria/{result['id']}/interval_lower"] == result["interval"]["lower"]
+            assert summary[f"criteria/{result['id']}/interval_upper"] == result["interval"]["upper"]
     for a in metrics["aggregates"]:
         prefix = f"aggregates/{a['source_backend']}/{a['corpus']}/{a['failure_class']}"
         assert summary[f"{prefix}/mask_iou_mean"] == a["mask_iou"]["mean"]
         assert summary[f"{prefix}/n_images"] == a["n_images"]
+        assert summary[f"{prefix}/mask_iou_mean_upper"] == a["intervals"]["mask_iou_mean"]["upper"]
     latency = timings["backends"]["candidate"]["latency_ms"]
     assert summary["timings/candidate/latency_ms_median"] == latency["median"]
     assert summary["timings/device"] == timings["device"]["label"]

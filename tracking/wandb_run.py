@@ -69,6 +69,11 @@ def artifact_name(metrics):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:128]
 
 
+def _bounds(prefix, interval):
+    """An interval's lower and upper bound as two summary values ({} without an interval: v1, yes/no checks)."""
+    return {f"{prefix}_lower": interval["lower"], f"{prefix}_upper": interval["upper"]} if interval else {}
+
+
 def _summary(metrics, timings):
     """Flat summary values: the decision, every criterion, every aggregate, and the timings."""
     values = {"recommendation": metrics["recommendation"], "go": metrics["recommendation"] == "go",
@@ -76,9 +81,12 @@ def _summary(metrics, timings):
     for result in metrics["criteria_results"]:
         for field in ("status", "observed", "threshold", "margin", "n_images"):
             values[f"criteria/{result['id']}/{field}"] = result.get(field)
+        values.update(_bounds(f"criteria/{result['id']}/interval", result.get("interval")))
     for a in metrics["aggregates"]:
         prefix = f"aggregates/{a['source_backend']}/{a['corpus']}/{a['failure_class']}"
         values[f"{prefix}/n_images"] = a["n_images"]
+        for name, interval in (a.get("intervals") or {}).items():  # metrics.json v2
+            values.update(_bounds(f"{prefix}/{name}", interval))
         for key, value in a.items():
             if isinstance(value, dict):
                 values.update({f"{prefix}/{key}_{stat}": v for stat, v in value.items() if not isinstance(v, dict)})
