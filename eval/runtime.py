@@ -56,6 +56,12 @@ def _ultralytics_config_dir():
     return config
 
 
+def matplotlib_config():
+    """Point matplotlib at a config directory under the gate's cache before it is imported: its default,
+    ~/.config/matplotlib, is read-only in CI sandboxes, where matplotlib would warn on stderr."""
+    os.environ.setdefault("MPLCONFIGDIR", str(cache_dir() / "matplotlib-config"))
+
+
 def prepare(torch_threads):
     """Set offline switches and fixed thread counts; idempotent. Call before importing the backends' libs."""
     for name, value in {**_OFFLINE_ENV, **_THREAD_ENV}.items():

@@ -104,7 +104,8 @@ def test_gate_scores_do_not_depend_on_batch_size_order_or_an_added_photo(backend
     baseline, candidate = backends.baseline, backends.candidate
 
     def scores(snap, batch_size):
-        result = gate.evaluate(snap, criteria, baseline, candidate, {}, batch_size=batch_size)
+        result = gate.evaluate(snap, criteria, baseline, candidate, {"run_key": "batch-invariance"},
+                               batch_size=batch_size)
         assert result.not_evaluated == ()
         return {(s.corpus, s.image_id, s.source_backend): s for s in result.scores}, result
 

@@ -8,10 +8,7 @@ deterministic: Agg backend, fixed bundled font, size and dpi, and no PNG metadat
 import dataclasses
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-from matplotlib import pyplot  # noqa: E402 - after selecting the backend
+from eval import runtime
 
 COLOURS = {"pass": "#1a9850", "fail": "#d73027", "inconclusive": "#f39c12", "insufficient_data": "#7f7f7f",
            None: "#b0b0b0"}
@@ -30,6 +27,12 @@ class ForestRow:
 
 def render_forest(rows, level):
     """PNG bytes of the forest plot for `rows` (top to bottom in the given order)."""
+    runtime.matplotlib_config()
+    import matplotlib  # deferred: importing the CLI must not touch matplotlib's config directory
+
+    matplotlib.use("Agg")
+    from matplotlib import lines, pyplot
+
     with matplotlib.rc_context(_STYLE):
         figure, axes = pyplot.subplots(figsize=(8.0, 0.45 * len(rows) + 1.4), dpi=100)
         try:
@@ -44,9 +47,9 @@ def render_forest(rows, level):
             axes.set_yticks(range(len(rows)), [r.label for r in reversed(rows)])
             axes.set_ylim(-0.7, len(rows) - 0.3)
             axes.set_xlabel(f"candidate - rembg mean IoU, one-sided {level:.0%} bounds (dashed: allowed drop)")
-            handles = [matplotlib.lines.Line2D([], [], color=COLOURS[s], linewidth=2.5, label=s.replace("_", " "))
+            handles = [lines.Line2D([], [], color=COLOURS[s], linewidth=2.5, label=s.replace("_", " "))
                        for s in ("pass", "inconclusive", "fail", "insufficient_data")]
-            handles.append(matplotlib.lines.Line2D([], [], color=COLOURS[None], linewidth=2.5, label="no criterion"))
+            handles.append(lines.Line2D([], [], color=COLOURS[None], linewidth=2.5, label="no criterion"))
             axes.legend(handles=handles, loc="lower right", fontsize=7, frameon=False, ncol=5,
                         bbox_to_anchor=(1.0, 1.0))
             figure.tight_layout()
