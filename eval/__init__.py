@@ -1,3 +1,3 @@
 """The pottery crop-model promotion gate: load -> predict -> score -> decide -> render."""
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"

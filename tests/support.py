@@ -121,6 +121,23 @@ def run_cli(*flags, env=None, timeout=900):
                           timeout=timeout, check=False)
 
 
+def interrupt_cli(sig, *flags, env=None, when="[gate] test: 3 image(s)", timeout=300):
+    """Run the gate's entry point and send it `sig` as soon as it prints the progress line starting `when`
+    (scoring has begun). Returns (returncode, stdout, stderr); stderr holds what came after the signal."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.Popen([sys.executable, str(CLI), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=full_env)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith(when):
+            proc.send_signal(sig)
+            break
+    stdout, stderr = proc.communicate(timeout=timeout)
+    assert seen and seen[-1].startswith(when), "".join(seen) + stderr  # the signal came during scoring
+    return proc.returncode, stdout, stderr
+
+
 def last_line(path):
     return pathlib.Path(path).read_text().rstrip("\n").splitlines()[-1]
 

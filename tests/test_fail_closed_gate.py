@@ -8,12 +8,10 @@ thread settings. Each CLI run loads torch and rembg (~15 s), so runs are few and
 """
 
 import json
-import os
 import pathlib
 import re
 import shutil
 import signal
-import subprocess
 import sys
 
 import pytest
@@ -25,7 +23,7 @@ from eval.inputs.criteria import Criterion, SuccessCriteria
 from eval.report import outputs
 from eval.report.render import markdown_text
 from eval.scoring.scores import aggregate, image_score
-from tests.support import (CLI, DEMO_CHECKPOINT, REPO, binary, crop_run, last_line, pot_photo, run_cli,
+from tests.support import (DEMO_CHECKPOINT, REPO, binary, crop_run, interrupt_cli, last_line, pot_photo, run_cli,
                            untrained_checkpoint, write_snapshot)
 
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
@@ -235,19 +233,9 @@ def test_user_text_is_escaped_in_the_report_and_gallery_file_names(partial_run):
 def test_ctrl_c_during_evaluation_leaves_no_report(tmp_path, cache_env, checkpoint):
     snap = write_snapshot(tmp_path / "snap")
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO), **cache_env}
-    proc = subprocess.Popen([sys.executable, str(CLI), "--checkpoint", str(checkpoint), "--dataset", str(snap),
-                             "--output_dir", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
-    seen = []
-    for line in proc.stderr:  # progress lines: interrupt once scoring has started
-        seen.append(line)
-        if line.startswith("[gate] test: 3 image(s)"):
-            proc.send_signal(signal.SIGINT)
-            break
-    stdout, stderr = proc.communicate(timeout=300)
-    assert seen and seen[-1].startswith("[gate] test: 3 image(s)"), "".join(seen) + stderr
-    assert proc.returncode not in (EXIT_GO, EXIT_NO_GO), (proc.returncode, stdout, stderr)
+    code, stdout, stderr = interrupt_cli(signal.SIGINT, "--checkpoint", str(checkpoint), "--dataset", str(snap),
+                                         "--output_dir", str(out), env=cache_env)
+    assert code not in (EXIT_GO, EXIT_NO_GO), (code, stdout, stderr)
     assert "recommendation:" not in stdout
     assert not out.exists()
     assert leftovers(tmp_path, "out") == []

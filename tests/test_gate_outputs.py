@@ -7,18 +7,16 @@ recommendation line, the real one. Then: a reviewer's file in that folder blocks
 SIGTERM ends a run with exit 2 and nothing published; unusable destinations fail before any model runs.
 """
 
-import os
 import pathlib
 import shutil
 import signal
-import subprocess
 import sys
 
 import pytest
 
 from eval import sanitise
 from eval.decision.decide import EXAMPLE_VALUES_WARNING
-from tests.support import CLI, DEMO_CHECKPOINT, REPO, crop_run, last_line, pot_photo, run_cli, write_snapshot
+from tests.support import DEMO_CHECKPOINT, crop_run, interrupt_cli, last_line, pot_photo, run_cli, write_snapshot
 
 EXIT_GO, EXIT_ERROR = 0, 2
 LINE_BREAKS = ["\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -141,19 +139,10 @@ def test_sigterm_exits_2_with_a_message_and_publishes_nothing(world, tmp_path):
     """Today's main: exit 143, no message."""
     base, snap, _, _ = world
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "GATE_CACHE_DIR": str(base / "cache")}
-    proc = subprocess.Popen([sys.executable, str(CLI), "--checkpoint", str(DEMO_CHECKPOINT), "--dataset", str(snap),
-                             "--output_dir", str(out), "--nobaseline_cache"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if line.startswith("[gate] test: 3 image(s)"):
-            proc.send_signal(signal.SIGTERM)
-            break
-    stdout, stderr = proc.communicate(timeout=300)
-    assert seen and seen[-1].startswith("[gate] test: 3 image(s)"), "".join(seen) + stderr
-    assert proc.returncode == EXIT_ERROR, (proc.returncode, stdout, stderr)
+    code, stdout, stderr = interrupt_cli(signal.SIGTERM, "--checkpoint", str(DEMO_CHECKPOINT), "--dataset",
+                                         str(snap), "--output_dir", str(out), "--nobaseline_cache",
+                                         env={"GATE_CACHE_DIR": str(base / "cache")})
+    assert code == EXIT_ERROR, (code, stdout, stderr)
     assert "error: interrupted (SIGTERM)" in stderr and "Traceback" not in stderr, stderr
     assert "recommendation:" not in stdout
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == []

@@ -100,8 +100,8 @@ def test_excluded_and_not_evaluated_rows_are_listed_by_id_and_reason_collapsed()
     report = _report(_result((NotEvaluated("flagged", "z|9", "cannot decode <image>"),)))
     assert "## Images not evaluated (1)" in report
     assert "- flagged / z\\|9: cannot decode &lt;image&gt;" in report
-    assert "## Flagged rows excluded from the corpus (2)" in report
-    details = report.split("## Flagged rows excluded", 1)[1].split("<details>", 1)[1].split("</details>", 1)[0]
+    assert "## Rows excluded from evaluation (2)" in report
+    details = report.split("## Rows excluded from evaluation", 1)[1].split("<details>", 1)[1].split("</details>", 1)[0]
     assert "- cr\\|&lt;i&gt;9&lt;/i&gt;: no ground-truth annotation" in details
     assert "- cr-8: source.type is not 'human'" in details
     assert "None: every eligible image" in _report(_result())
