@@ -19,8 +19,7 @@ from eval.scoring.scores import BASELINE, CANDIDATE, INCUMBENT, round_metric
 METRICS = ("mask_iou", "boundary_iou")  # per-image ImageScore fields whose means get intervals
 PASS_RATE = "pass_rate"
 REFERENCES = (BASELINE, INCUMBENT)  # what backends are regressed against; the first, the baseline, against nothing
-# The backends every run has: their spread sets the resample count, so the optional incumbent never changes
-# the candidate's intervals.
+# The backends every run has: resampled apart from the optional incumbent, which so never changes their intervals.
 CORE_BACKENDS = (CANDIDATE, BASELINE)
 
 
@@ -41,30 +40,29 @@ def _rounded(interval):
 def _group_intervals(rows, level, seed):
     """{backend: {name: Interval}} for one group; `rows` maps backend -> image id -> ImageScore.
 
-    Every column is resampled with the same draws; how many is set by the CORE_BACKENDS' columns.
+    The CORE_BACKENDS' columns share one resample, the optional backends' columns another (same seed,
+    each with the resample count its own spread needs): an incumbent never changes the candidate-vs-rembg
+    bounds, and its own bounds meet the same Monte Carlo target.
     """
     backends = sorted(rows)
     ids = sorted(rows[backends[0]])
-    columns, names, supports, core = [], [], [], []
+    columns = {True: [], False: []}  # is core -> [(backend, name, values, support)]
     for metric in METRICS:
         values = {b: np.array([getattr(rows[b][i], metric) for i in ids]) for b in backends}
         for b in backends:
-            names.append((b, mean_name(metric)))
-            columns.append(values[b])
-            supports.append((0.0, 1.0))
-            core.append(b in CORE_BACKENDS)
+            columns[b in CORE_BACKENDS].append((b, mean_name(metric), values[b], (0.0, 1.0)))
             for reference in REFERENCES:
                 if reference in rows and b not in (reference, BASELINE):
-                    names.append((b, regression_name(metric, reference)))
-                    columns.append(values[reference] - values[b])
-                    supports.append((-1.0, 1.0))
-                    core.append(b in CORE_BACKENDS and reference in CORE_BACKENDS)
-    columns = np.stack(columns)
-    spread = float(columns[np.array(core)].std(axis=-1).max()) if any(core) else None
+                    core = b in CORE_BACKENDS and reference in CORE_BACKENDS
+                    columns[core].append((b, regression_name(metric, reference), values[reference] - values[b],
+                                          (-1.0, 1.0)))
     out = {b: {} for b in backends}
-    for (b, name), interval in zip(names, statistics.bootstrap_mean_bounds(columns, level, seed, supports,
-                                                                           spread=spread)):
-        out[b][name] = _rounded(interval)
+    for group in (columns[True], columns[False]):
+        if not group:
+            continue
+        bounds = statistics.bootstrap_mean_bounds(np.stack([c[2] for c in group]), level, seed, [c[3] for c in group])
+        for (b, name, _, _), interval in zip(group, bounds):
+            out[b][name] = _rounded(interval)
     for b in backends:
         passed = sum(rows[b][i].passed for i in ids)
         out[b][PASS_RATE] = _rounded(statistics.wilson_bounds(passed, len(ids), level))

@@ -140,14 +140,13 @@ def bootstrap_means(columns, n_resamples, seed):
     return out
 
 
-def bootstrap_mean_bounds(columns, level, seed, support=(0.0, 1.0), n_resamples=None, spread=None):
+def bootstrap_mean_bounds(columns, level, seed, support=(0.0, 1.0), n_resamples=None):
     """One-sided `level` bounds on the mean of each row of `columns` (k, n) from a shared (paired) resample.
 
     Returns a list of k Interval (None for every column when n == 0). Up to EXACT_MAX_N images the
     bootstrap distribution is enumerated exactly (`exact_bounds`); above, `n_resamples` defaults to
     `resample_count` at the largest column spread; `support` is the statistic's range, one (low, high) or
-    one per column, returned for n == 1. `spread` (default: the largest column standard deviation) sets
-    the resample count, so a caller can keep it independent of optional columns.
+    one per column, returned for n == 1.
     """
     columns = np.atleast_2d(np.asarray(columns, dtype=np.float64))
     k, n = columns.shape
@@ -159,7 +158,7 @@ def bootstrap_mean_bounds(columns, level, seed, support=(0.0, 1.0), n_resamples=
     if n <= EXACT_MAX_N and n_resamples is None:
         bounds = exact_bounds(columns, tail)
     else:
-        spread = float(columns.std(axis=-1).max()) if spread is None else spread
+        spread = float(columns.std(axis=-1).max())
         distribution = bootstrap_means(columns, n_resamples or resample_count(spread, n, tail), seed)
         bounds = np.quantile(distribution, [tail, 1 - tail], axis=-1)
     # Clip to the sample's range: an average of sample values cannot leave it (quantile interpolation
