@@ -1,8 +1,8 @@
 """Intervals on the aggregates the decision uses, from the per-image scores (pure).
 
-Per (corpus, failure class), ONE bootstrap resample of image ids serves every backend's columns, so a
-backend's mean IoU and its regression against the reference are computed on the same draws (a paired
-bootstrap). Intervals are computed from the per-image values as metrics.json records them (rounded), with
+Per (corpus, failure class), ONE bootstrap resample of image ids serves the candidate's and rembg's
+columns, so the candidate's mean IoU and its regression against rembg are computed on the same draws (a
+paired bootstrap); the incumbent's columns get their own resample from the same seed (_group_intervals). Intervals are computed from the per-image values as metrics.json records them (rounded), with
 a seed derived from the run key and the group, so anyone can recompute them from `per_image`, and a
 sharded run (the Modal app) gets the same numbers as a single process.
 """
