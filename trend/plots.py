@@ -1,28 +1,14 @@
-"""Trend plots as deterministic PNG bytes (matplotlib Agg, no timestamp or version in the metadata)."""
+"""Trend plots as deterministic PNG bytes (eval.report.plotting: Agg, no timestamp or version in the metadata)."""
 
-import io
-
-import matplotlib
-
-matplotlib.use("Agg")
-from matplotlib import pyplot  # noqa: E402 - after choosing the backend
+from eval.report import plotting
 
 _LABELS = {"mask_iou": "mean mask IoU", "boundary_iou": "mean Boundary IoU"}
 _STYLE = {"candidate": "-", "incumbent": "--", "rembg": ":"}
 
 
-def _png(figure):
-    buffer = io.BytesIO()
-    # Software is matplotlib's version by default: dropped so a library update alone changes no byte.
-    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    pyplot.close(figure)
-    return buffer.getvalue()
-
-
 def series_plot(title, metric, n_runs, series):
     """One line per (backend, failure class) across runs 1..n_runs; error bars where intervals exist."""
-    with matplotlib.rc_context({"font.family": "DejaVu Sans"}):
-        figure, axes = pyplot.subplots(figsize=(7, 4))
+    with plotting.figure({"font.family": "DejaVu Sans"}, figsize=(7, 4)) as (figure, axes):
         runs = list(range(1, n_runs + 1))
         for s in series:
             xs = [r for r, p in zip(runs, s.points) if p is not None]
@@ -39,4 +25,4 @@ def series_plot(title, metric, n_runs, series):
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         figure.tight_layout()
-        return _png(figure)
+        return plotting.png(figure)

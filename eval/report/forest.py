@@ -2,13 +2,12 @@
 
 A reviewer sees the decision at a glance: each row's interval, the criterion's threshold (the largest
 allowed drop, drawn at -threshold) and the row coloured by the criterion's outcome. Bytes are
-deterministic: Agg backend, fixed bundled font, size and dpi, and no PNG metadata (no Software/date).
+deterministic (eval.report.plotting): Agg backend, fixed bundled font, size and dpi, no PNG metadata.
 """
 
 import dataclasses
-import io
 
-from eval import runtime
+from eval.report import plotting
 
 COLOURS = {"pass": "#1a9850", "fail": "#d73027", "inconclusive": "#f39c12", "insufficient_data": "#7f7f7f",
            None: "#b0b0b0"}
@@ -27,34 +26,24 @@ class ForestRow:
 
 def render_forest(rows, level):
     """PNG bytes of the forest plot for `rows` (top to bottom in the given order)."""
-    runtime.matplotlib_config()
-    import matplotlib  # deferred: importing the CLI must not touch matplotlib's config directory
+    with plotting.figure(_STYLE, figsize=(8.0, 0.45 * len(rows) + 1.4), dpi=plotting.DPI) as (figure, axes):
+        from matplotlib import lines  # after plotting.figure has set matplotlib up
 
-    matplotlib.use("Agg")
-    from matplotlib import lines, pyplot
-
-    with matplotlib.rc_context(_STYLE):
-        figure, axes = pyplot.subplots(figsize=(8.0, 0.45 * len(rows) + 1.4), dpi=100)
-        try:
-            for y, row in enumerate(reversed(rows)):
-                colour = COLOURS.get(row.status, COLOURS[None])
-                axes.plot([row.lower, row.upper], [y, y], color=colour, linewidth=2.5, solid_capstyle="butt")
-                axes.plot([row.estimate], [y], marker="o", color=colour, markersize=6)
-                if row.threshold is not None:
-                    axes.plot([-row.threshold] * 2, [y - 0.35, y + 0.35], color="black", linewidth=1.2,
-                              linestyle="--")
-            axes.axvline(0.0, color="#999999", linewidth=0.8)
-            axes.set_yticks(range(len(rows)), [r.label for r in reversed(rows)])
-            axes.set_ylim(-0.7, len(rows) - 0.3)
-            axes.set_xlabel(f"candidate - rembg mean IoU, one-sided {level:.0%} bounds (dashed: allowed drop)")
-            handles = [lines.Line2D([], [], color=COLOURS[s], linewidth=2.5, label=s.replace("_", " "))
-                       for s in ("pass", "inconclusive", "fail", "insufficient_data")]
-            handles.append(lines.Line2D([], [], color=COLOURS[None], linewidth=2.5, label="no criterion"))
-            axes.legend(handles=handles, loc="lower right", fontsize=7, frameon=False, ncol=5,
-                        bbox_to_anchor=(1.0, 1.0))
-            figure.tight_layout()
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", metadata={"Software": None})
-        finally:
-            pyplot.close(figure)
-    return buffer.getvalue()
+        for y, row in enumerate(reversed(rows)):
+            colour = COLOURS.get(row.status, COLOURS[None])
+            axes.plot([row.lower, row.upper], [y, y], color=colour, linewidth=2.5, solid_capstyle="butt")
+            axes.plot([row.estimate], [y], marker="o", color=colour, markersize=6)
+            if row.threshold is not None:
+                axes.plot([-row.threshold] * 2, [y - 0.35, y + 0.35], color="black", linewidth=1.2,
+                          linestyle="--")
+        axes.axvline(0.0, color="#999999", linewidth=0.8)
+        axes.set_yticks(range(len(rows)), [r.label for r in reversed(rows)])
+        axes.set_ylim(-0.7, len(rows) - 0.3)
+        axes.set_xlabel(f"candidate - rembg mean IoU, one-sided {level:.0%} bounds (dashed: allowed drop)")
+        handles = [lines.Line2D([], [], color=COLOURS[s], linewidth=2.5, label=s.replace("_", " "))
+                   for s in ("pass", "inconclusive", "fail", "insufficient_data")]
+        handles.append(lines.Line2D([], [], color=COLOURS[None], linewidth=2.5, label="no criterion"))
+        axes.legend(handles=handles, loc="lower right", fontsize=7, frameon=False, ncol=5,
+                    bbox_to_anchor=(1.0, 1.0))
+        figure.tight_layout()
+        return plotting.png(figure)
