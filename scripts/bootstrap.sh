@@ -25,6 +25,14 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   "${sudo[@]}" apt-get install -y -qq postgresql >&2
 fi
 
+# --- Chromium: the HTML report's tests open it in a real headless browser (Debian's package, no download).
+if ! command -v chromium >/dev/null; then
+  log "installing chromium (apt)"
+  sudo=(); [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq >&2
+  "${sudo[@]}" apt-get install -y -qq chromium >&2
+fi
+
 # --- venv: outside the clone, keyed by lock + Python, so fresh clones and CI reuse it. It lives apart from
 # the gate's data cache (GATE_CACHE_DIR), so a job that points that cache at a per-job folder does not
 # build a 6 GB venv: POTTERY_GATE_VENV_DIR, default ~/.cache/pottery-gate-venvs.
