@@ -211,7 +211,8 @@ def _instrument_gate(clock):
 
 def _gate_worker(spec):
     imports = _prepare_runtime(spec["torch_threads"])
-    from eval.pipeline import GateOptions, run_gate
+    from eval.options import GateOptions
+    from eval.pipeline import run_gate
 
     clock = StageClock()
     _instrument_gate(clock)

@@ -7,21 +7,31 @@
   (eval.runtime.user_path), resolved once, when the flag is parsed.
 - Every float flag, whoever defines it, must be finite: NaN passes absl's bound checks (every comparison
   with NaN is false) and would end as invalid JSON.
+- The gate's run options are flags through `define_option_flags`: defaults, bounds and help come from
+  eval.options, and each value is checked by the same `Option.problem` the Modal app uses.
+
+This module disclaims its flag definitions (absl's `disclaim_key_flags`): a flag defined through it belongs
+to the tool that asked for it, so that tool's `--help` lists it.
 """
 
+import functools
 import math
 import sys
 
 from absl import flags
 
+from eval import options as options_lib
 from eval import sanitise
 from eval.runtime import EMPTY_PATH, user_path
 
 EXIT_ERROR = 2
+flags.disclaim_key_flags()
 
 
 class _PathParser(flags.ArgumentParser):
-    syntactic_help = "a path, relative to where you run the command, or modal://<volume>/<path>"
+    def __init__(self, volume):
+        self.syntactic_help = "a path, relative to where you run the command" + (
+            ", or modal://<volume>/<path>" if volume else "")
 
     def parse(self, argument):
         if not str(argument).strip():
@@ -32,9 +42,42 @@ class _PathParser(flags.ArgumentParser):
         return "path"
 
 
-def DEFINE_path(name, default, help, **kwargs):  # noqa: N802 - absl's naming
-    """A path flag: refuses an empty value; a relative path is taken from the user's directory."""
-    return flags.DEFINE(_PathParser(), name, default, help, serializer=flags.ArgumentSerializer(), **kwargs)
+def DEFINE_path(name, default, help, volume=False, **kwargs):  # noqa: N802 - absl's naming
+    """A path flag: refuses an empty value; a relative path is taken from the user's directory. `volume`: the
+    tool also reads modal://<volume>/<path> (its --help says so)."""
+    return flags.DEFINE(_PathParser(volume), name, default, help, serializer=flags.ArgumentSerializer(), **kwargs)
+
+
+def _define(option):
+    """The absl DEFINE function for an option's kind; numbers carry their bounds (absl words them in --help)."""
+    if option.kind in (options_lib.INT, options_lib.FLOAT):
+        define = flags.DEFINE_integer if option.kind == options_lib.INT else flags.DEFINE_float
+        return functools.partial(define, lower_bound=option.lower, upper_bound=option.upper)
+    if option.kind == options_lib.PATH:
+        return functools.partial(DEFINE_path, volume=option.volume)
+    return flags.DEFINE_bool if option.kind == options_lib.BOOL else flags.DEFINE_string
+
+
+def define_option_flags(flag_values=flags.FLAGS):
+    """A flag for every eval.options option that has one; returns {field name: FlagHolder}.
+
+    Each flag is validated by its option's own check, so a value the Modal app refuses is refused here.
+    """
+    holders = {}
+    for field, option in options_lib.options().items():
+        if option.flag is None:
+            continue
+        default = options_lib.defaults()[field]
+        holders[field] = _define(option)(option.flag, default, option.help, flag_values=flag_values)
+        flags.register_validator(option.flag, functools.partial(_check, option), flag_values=flag_values)
+    return holders
+
+
+def _check(option, value):
+    problem = option.problem(value)
+    if problem is not None:
+        raise flags.ValidationError(problem)
+    return True
 
 
 def _non_finite_floats(flag_values):

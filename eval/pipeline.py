@@ -34,30 +34,6 @@ from eval.timings import Meter
 TIMINGS = "timings.json"
 
 
-@dataclasses.dataclass(frozen=True)
-class GateOptions:
-    checkpoint: str
-    dataset: str
-    criteria: str
-    baseline_config: str
-    reports_root: str  # where the default output folder goes
-    output_dir: str | None = None  # default: <reports_root>/<checkpoint>-<dataset version>
-    checkpoint_sha256: str | None = None
-    checkpoint_allowlist: str | None = None
-    overwrite: bool = False
-    batch_size: int = 8
-    conf: float = 0.25
-    imgsz: int = 0
-    device: str = "cpu"
-    torch_threads: int = 2
-    gallery_size: int = 3
-    quiet: bool = False
-    baseline_cache: bool = True
-    demo: bool = False
-    incumbent_checkpoint: str | None = None  # the checkpoint production serves now: a third backend
-    incumbent_sha256: str | None = None
-
-
 def _local_dataset(spec, open_store):
     if volumes.is_volume_uri(spec):
         return volumes.fetch(spec, runtime.cache_dir() / "volumes", open_store)
@@ -76,7 +52,7 @@ class PreparedRun:
     and the ones below, so both record the same provenance and write the same files.
     """
 
-    options: GateOptions
+    options: object  # eval.options.GateOptions
     criteria: object  # eval.inputs.criteria.SuccessCriteria
     baseline_config: object  # eval.inputs.baseline_config.BaselineConfig
     checkpoint: object  # eval.inputs.checkpoint.Checkpoint
@@ -128,8 +104,6 @@ def _incumbent(options, criteria, allowlist, open_store):
             raise GateInputError("--incumbent_checkpoint", f"criteria {', '.join(needing)} in {criteria.path} are "
                                                            "measured against the incumbent; name it")
         return None
-    if options.incumbent_sha256 is None and options.checkpoint_sha256 is not None and allowlist is None:
-        raise GateInputError("--incumbent_sha256", "the candidate is pinned but the incumbent is not; pin both")
     return resolve_checkpoint(options.incumbent_checkpoint, options.incumbent_sha256, allowlist, open_store,
                               pin_flag="--incumbent_sha256")
 

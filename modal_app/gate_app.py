@@ -24,7 +24,6 @@ definitions are lazy, and Volumes are looked up only when `main` runs. Every fun
 Python over a directory of mounted Volumes (`VolumeMounts`), so tests run them against a local directory.
 """
 
-import dataclasses
 import math
 import pathlib
 import sys
@@ -33,19 +32,19 @@ import traceback
 
 import modal
 
+from eval import options as options_lib
 from eval import pipeline, sanitise
 from eval.decision.decide import EXAMPLE_VALUES_WARNING, recommendation_line
 from eval.errors import GateInputError
 from eval.gate import ShardResult, combine, score_items
 from eval.inputs import volumes
 from eval.inputs.baseline_config import load_baseline_config
-from eval.inputs.checkpoint import check_pin, read_allowlist, resolve_checkpoint
+from eval.inputs.checkpoint import read_allowlist, resolve_checkpoint
 from eval.inputs.criteria import load_criteria
 from eval.inputs.snapshot import FLAGGED, TEST
 from eval.progress import Progress
 from tracking.wandb_run import TrackingOptions, harness_commit, track
 from eval.report import gallery as gallery_lib
-from eval.runtime import EMPTY_PATH
 
 APP_NAME = "pottery-gate"
 # The image's Python, to the micro version: metrics.json records it (provenance.libraries.python), so a
@@ -173,7 +172,7 @@ def volume_name(uri):
 
 
 def input_volumes(request):
-    uris = (request["checkpoint"], request["dataset"], request.get("incumbent"))
+    uris = (request["checkpoint"], request["dataset"], request.get("incumbent_checkpoint"))
     return sorted({volume_name(uri) for uri in uris if uri})
 
 
@@ -233,8 +232,7 @@ _BACKENDS = {}  # per process: a warm container scores several shards with the s
 
 
 def _backends(options, baseline_config, checkpoint, incumbent=None):
-    key = (checkpoint.sha256, str(checkpoint.path), baseline_config.sha256, options.conf, options.imgsz,
-           options.device, options.torch_threads, options.baseline_cache,
+    key = (checkpoint.sha256, str(checkpoint.path), baseline_config.sha256, options.backend_key(),
            incumbent and (incumbent.sha256, str(incumbent.path)))
     if key not in _BACKENDS:
         _BACKENDS[key] = pipeline.make_backends(options, baseline_config, checkpoint, incumbent=incumbent)
@@ -281,25 +279,21 @@ def _materialise(request, key, directory):
 
 
 def gate_options(request, mounts, config_dir):
-    """GateOptions for this container: configs from the request, Volume paths under the mounts."""
+    """GateOptions for this container: the request's options, configs from the request, Volume paths under
+    the mounts."""
     dataset = mounts.path(request["dataset"])
     if not dataset.is_dir():
         raise GateInputError(request["dataset"], "dataset snapshot directory not found in the volume")
-    return pipeline.GateOptions(
-        checkpoint=request["checkpoint"],  # resolved through eval.inputs.volumes.fetch, as the CLI does
-        dataset=str(dataset),  # read in place: copying a corpus into every container would defeat sharding
-        criteria=_materialise(request, "criteria", config_dir),
-        baseline_config=_materialise(request, "baseline_config", config_dir),
+    given = {field: request[field] for field in options_lib.options() if field in request}
+    return options_lib.GateOptions(**{
+        **given,
+        "dataset": str(dataset),  # read in place: copying a corpus into every container would defeat sharding
+        "criteria": _materialise(request, "criteria", config_dir),
+        "baseline_config": _materialise(request, "baseline_config", config_dir),
         # Only the Volume of the output folder is mounted: reports_root matters only without output_dir.
-        reports_root="" if request["output_dir"] else str(mounts.path(request["reports_root"])),
-        output_dir=str(mounts.path(request["output_dir"])) if request["output_dir"] else None,
-        checkpoint_sha256=request["checkpoint_sha256"] or None,
-        checkpoint_allowlist=_materialise(request, "checkpoint_allowlist", config_dir),
-        overwrite=request["overwrite"], batch_size=request["batch_size"], conf=request["candidate_conf"],
-        imgsz=request["candidate_imgsz"], device=request["device"], torch_threads=request["torch_threads"],
-        gallery_size=request["gallery_size"], quiet=request.get("quiet", False),
-        baseline_cache=request.get("baseline_cache", False), demo=False,
-        incumbent_checkpoint=request.get("incumbent") or None, incumbent_sha256=request.get("incumbent_sha256") or None)
+        "reports_root": "" if request["output_dir"] else str(mounts.path(request["reports_root"])),
+        "output_dir": str(mounts.path(request["output_dir"])) if request["output_dir"] else None,
+        "checkpoint_allowlist": _materialise(request, "checkpoint_allowlist", config_dir)})
 
 
 def coordinate(request, mounts, map_shards):
@@ -356,9 +350,8 @@ def coordinate(request, mounts, map_shards):
 def _track(wandb, prepared, directory):
     """Log the published run to W&B from the coordinator; offline runs stay in the output Volume's wandb/."""
     directory.mkdir(parents=True, exist_ok=True)
-    settings = {k: v for k, v in dataclasses.asdict(prepared.options).items() if k not in ("quiet", "reports_root")}
     track(TrackingOptions(wandb["project"], wandb.get("entity") or None, wandb.get("run_name") or None,
-                          str(directory)), prepared.output_dir, settings, wandb.get("harness_commit"))
+                          str(directory)), prepared.output_dir, prepared.options.settings(), wandb.get("harness_commit"))
 
 
 # --- Modal functions --------------------------------------------------------------------------------------
@@ -395,51 +388,55 @@ def _config_document(path, default_name=None):
     return {"name": pathlib.Path(path).name, "data": pathlib.Path(path).read_bytes()}
 
 
-def make_request(checkpoint, dataset, reports_root=DEFAULT_REPORTS_ROOT, output_dir=None, checkpoint_sha256="",
-                 checkpoint_allowlist=None, criteria=None, baseline_config=None, overwrite=False, shards=0,
-                 gpu=DEFAULT_GPU, device="cuda:0", batch_size=8, candidate_conf=0.25, candidate_imgsz=0,
-                 torch_threads=2, gallery_size=3, quiet=False, incumbent="", incumbent_sha256="",
-                 wandb_project="", wandb_entity="", wandb_run_name="", wandb_secret=""):
-    """Check flags and config files here (errors name the local file) and pack them for `gate`."""
-    for flag, value in (("--checkpoint", checkpoint), ("--dataset", dataset), ("--reports-root", reports_root),
-                        ("--output-dir", output_dir), ("--checkpoint-allowlist", checkpoint_allowlist),
-                        ("--criteria", criteria), ("--baseline-config", baseline_config)):
-        if value is not None and not str(value).strip():  # left out is None; given empty is an error
-            raise GateInputError(flag, EMPTY_PATH)
-    if not checkpoint or not dataset:
-        raise GateInputError("--checkpoint" if not checkpoint else "--dataset", "required (a modal:// URI)")
-    for flag, value in (("--checkpoint", checkpoint), ("--dataset", dataset), ("--reports-root", reports_root),
-                        ("--output-dir", output_dir), ("--incumbent", incumbent)):
+# The app's own defaults where they differ from the CLI's: a GPU container's device, Volumes for reports.
+_DEFAULTS = {**options_lib.defaults(), "device": "cuda:0", "reports_root": DEFAULT_REPORTS_ROOT}
+_FIELDS = {option.flag: field for field, option in options_lib.options().items() if option.flag}
+_FIELDS["reports_root"] = "reports_root"
+_VOLUME_PATHS = ("checkpoint", "dataset", "reports_root", "output_dir", "incumbent_checkpoint")
+_CONFIG_DOCUMENTS = ("criteria", "baseline_config", "checkpoint_allowlist")  # local files, sent as bytes
+
+
+def _dashed(flag):
+    return flag.replace("_", "-")
+
+
+def make_request(shards=0, gpu=DEFAULT_GPU, wandb_project="", wandb_entity="", wandb_run_name="", wandb_secret="",
+                 **option_flags):
+    """Check flags and config files here (errors name the local file) and pack them for `gate`.
+
+    `option_flags` are the CLI's option flags (eval.options) plus `reports_root`; each value is checked by the
+    same rules as the CLI's. An empty string for a digest or the incumbent means "not given" (`modal run`
+    has no unset string); an empty path is an error, never the default.
+    """
+    unknown = sorted(set(option_flags) - set(_FIELDS))
+    if unknown:
+        raise TypeError(f"make_request: unknown flags {unknown}")
+    values = {field: _DEFAULTS[field] for field in _FIELDS.values()}
+    values.update((_FIELDS[flag], value) for flag, value in option_flags.items())
+    for field in ("checkpoint_sha256", "incumbent_checkpoint", "incumbent_sha256"):
+        values[field] = values[field] or None
+    for flag, problem in options_lib.problems(values):
+        raise GateInputError(_dashed(flag), problem)
+    if shards < 0:
+        raise GateInputError("--shards", f"must be at least 0, got {shards}")
+    if not values["checkpoint"] or not values["dataset"]:
+        raise GateInputError("--checkpoint" if not values["checkpoint"] else "--dataset", "required (a modal:// URI)")
+    for field in _VOLUME_PATHS:
+        value = values[field]
         if value and not volumes.is_volume_uri(value):
-            raise GateInputError(flag, f"{value!r} is not a modal://<volume>/<path> URI (the app reads and "
-                                       "writes Modal Volumes; upload local files with `modal volume put`)")
+            raise GateInputError(_dashed(options_lib.flag_name(field)),
+                                 f"{value!r} is not a modal://<volume>/<path> URI (the app reads and "
+                                 "writes Modal Volumes; upload local files with `modal volume put`)")
         if value:
             volumes.parse_uri(value)
-    for flag, value, low in (("--batch-size", batch_size, 1), ("--shards", shards, 0),
-                             ("--torch-threads", torch_threads, 1), ("--gallery-size", gallery_size, 0),
-                             ("--candidate-imgsz", candidate_imgsz, 0)):
-        if value < low:
-            raise GateInputError(flag, f"must be at least {low}, got {value}")
-    check_pin(checkpoint_sha256 or None, "--checkpoint-sha256")
-    check_pin(incumbent_sha256 or None, "--incumbent-sha256")
-    if incumbent_sha256 and not incumbent:
-        raise GateInputError("--incumbent-sha256", "pins an incumbent, but --incumbent names none")
-    if not 0.0 <= candidate_conf <= 1.0:
-        raise GateInputError("--candidate-conf", f"must be within [0, 1], got {candidate_conf}")
-    load_criteria(criteria or _REPO / "configs" / _CONFIG_FILES["criteria"])
-    load_baseline_config(baseline_config or _REPO / "configs" / _CONFIG_FILES["baseline_config"])
-    if checkpoint_allowlist:
-        read_allowlist(checkpoint_allowlist)
+    load_criteria(values["criteria"] or _REPO / "configs" / _CONFIG_FILES["criteria"])
+    load_baseline_config(values["baseline_config"] or _REPO / "configs" / _CONFIG_FILES["baseline_config"])
+    if values["checkpoint_allowlist"]:
+        read_allowlist(values["checkpoint_allowlist"])
     return {
-        "checkpoint": checkpoint, "dataset": dataset, "reports_root": reports_root, "output_dir": output_dir,
-        "checkpoint_sha256": checkpoint_sha256,
-        "criteria": _config_document(criteria, _CONFIG_FILES["criteria"]),
-        "baseline_config": _config_document(baseline_config, _CONFIG_FILES["baseline_config"]),
-        "checkpoint_allowlist": _config_document(checkpoint_allowlist),
-        "overwrite": overwrite, "shards": shards, "gpu": gpu, "device": device, "batch_size": batch_size,
-        "candidate_conf": candidate_conf, "candidate_imgsz": candidate_imgsz, "torch_threads": torch_threads,
-        "gallery_size": gallery_size, "quiet": quiet, "baseline_cache": False,
-        "incumbent": incumbent, "incumbent_sha256": incumbent_sha256,
+        **{field: value for field, value in values.items() if field not in _CONFIG_DOCUMENTS},
+        **{key: _config_document(values[key], _CONFIG_FILES.get(key)) for key in _CONFIG_DOCUMENTS},
+        "shards": shards, "gpu": gpu, "baseline_cache": False,  # a fresh container has no cache to reuse
         # Logged by the coordinator after publishing; the harness's commit is known only here, in the checkout.
         "wandb": {"project": wandb_project, "entity": wandb_entity, "run_name": wandb_run_name,
                   "secret": wandb_secret, "harness_commit": harness_commit(_REPO)} if wandb_project else None,
@@ -495,22 +492,21 @@ def run_from_cli(submit_request=None, **flags):
     return report_summary(summary)
 
 
+_D = _DEFAULTS
+
+
 @app.local_entrypoint()
-def main(checkpoint: str, dataset: str, reports_root: str = DEFAULT_REPORTS_ROOT, output_dir: str | None = None,
+def main(checkpoint: str, dataset: str, reports_root: str = _D["reports_root"], output_dir: str | None = None,
          checkpoint_sha256: str = "", checkpoint_allowlist: str | None = None, criteria: str | None = None,
-         baseline_config: str | None = None, overwrite: bool = False, shards: int = 0, gpu: str = DEFAULT_GPU,
-         device: str = "cuda:0",
-         batch_size: int = 8, candidate_conf: float = 0.25, candidate_imgsz: int = 0, torch_threads: int = 2,
-         gallery_size: int = 3, incumbent: str = "", incumbent_sha256: str = "", wandb_project: str = "",
+         baseline_config: str | None = None, overwrite: bool = _D["overwrite"], shards: int = 0,
+         gpu: str = DEFAULT_GPU, device: str = _D["device"], batch_size: int = _D["batch_size"],
+         candidate_conf: float = _D["conf"], candidate_imgsz: int = _D["imgsz"],
+         torch_threads: int = _D["torch_threads"], gallery_size: int = _D["gallery_size"],
+         incumbent_checkpoint: str = "", incumbent_sha256: str = "", wandb_project: str = "",
          wandb_entity: str = "", wandb_run_name: str = "", wandb_secret: str = ""):
-    """Gate a checkpoint in a Volume on a snapshot in a Volume; exits 0 go, 1 no-go, 2 error (as the CLI)."""
-    code = run_from_cli(
-        checkpoint=checkpoint, dataset=dataset, reports_root=reports_root, output_dir=output_dir,
-        checkpoint_sha256=checkpoint_sha256, checkpoint_allowlist=checkpoint_allowlist, criteria=criteria,
-        baseline_config=baseline_config, overwrite=overwrite, shards=shards, gpu=gpu, device=device,
-        batch_size=batch_size, candidate_conf=candidate_conf, candidate_imgsz=candidate_imgsz,
-        torch_threads=torch_threads, gallery_size=gallery_size, incumbent=incumbent,
-        incumbent_sha256=incumbent_sha256, wandb_project=wandb_project, wandb_entity=wandb_entity,
-        wandb_run_name=wandb_run_name, wandb_secret=wandb_secret)
+    """Gate a checkpoint in a Volume on a snapshot in a Volume; exits 0 go, 1 no-go, 2 error (as the CLI).
+
+    The option flags are the CLI's (eval.options: same defaults but --device, same bounds), dashed."""
+    code = run_from_cli(**locals())  # every parameter above is a flag of run_from_cli's
     if code != EXIT_GO:
         sys.exit(code)  # SystemExit passes through `modal run` (it only wraps Exception) as the exit status

@@ -16,7 +16,8 @@ from eval.backends import yolo_backend
 from eval.inputs.checkpoint import resolve_checkpoint
 from eval.inputs.criteria import load_criteria
 from eval.inputs.snapshot import TEST, load_snapshot
-from eval.pipeline import GateOptions, make_backends, prepare_run
+from eval.options import GateOptions
+from eval.pipeline import make_backends, prepare_run
 from tests.support import BASELINE_CONFIG, CRITERIA, DEMO_CHECKPOINT, DEMO_SNAPSHOT, scratch_dir
 
 

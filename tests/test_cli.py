@@ -1,9 +1,11 @@
-"""The CLI's flags (#8 items 2, 13, 14): empty path values, non-finite floats, paths relative to the user.
+"""The CLI's flags: empty path values, non-finite floats, paths relative to the user, the same values
+accepted and refused as the Modal app, and every tool's --help.
 
 No model runs here: every case is refused (or resolved) before the gate loads one.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +14,10 @@ import pytest
 from absl import flags
 
 from eval import cli
-from tests.support import DEMO_CHECKPOINT, REPO, run_cli, write_snapshot
+from eval.errors import GateInputError
+from eval.options import GateOptions, options
+from modal_app import gate_app
+from tests.support import CLI, COMPARE_CLI, DEMO_CHECKPOINT, REPO, run_cli, write_snapshot
 from tools import eval_crop_model  # noqa: F401 - defines the CLI's flags on flags.FLAGS
 
 EXIT_ERROR = 2
@@ -82,12 +87,127 @@ def test_the_demo_runs_only_when_both_inputs_are_left_out(tmp_path, given, missi
     value = DEMO_CHECKPOINT if given == "--checkpoint" else write_snapshot(tmp_path / "snap")
     proc = run_cli(f"{given}={value}", "--quiet", timeout=300)
     assert proc.returncode == EXIT_ERROR, (proc.stdout, proc.stderr)
-    assert f"error: {missing}: required with {given}" in proc.stderr
+    assert f"{missing} is required with {given}" in proc.stderr
 
 
 def test_candidate_conf_nan_through_the_real_cli():
     proc = run_cli("--candidate_conf=nan", "--quiet", timeout=300)
     assert proc.returncode == EXIT_ERROR and "must be a finite number" in proc.stderr, proc.stderr
+
+
+# --- One options model: the CLI and the Modal app accept and refuse the same values ----------------------------
+
+_HEX = "0123456789abcdef" * 4
+# (option flag, value, accepted): each row goes through the CLI's flag parsing and the Modal app's request.
+_VALUES = [
+    ("batch_size", 0, False), ("batch_size", 1, True), ("batch_size", 10**6, True),
+    ("candidate_conf", -0.01, False), ("candidate_conf", 0.0, True), ("candidate_conf", 1.0, True),
+    ("candidate_conf", 1.01, False), ("candidate_conf", float("nan"), False), ("candidate_conf", float("inf"), False),
+    ("candidate_imgsz", -1, False), ("candidate_imgsz", 0, True), ("candidate_imgsz", 8192, True),
+    ("candidate_imgsz", 8193, False), ("torch_threads", 0, False), ("torch_threads", 1, True),
+    ("gallery_size", -1, False), ("gallery_size", 0, True),
+    ("checkpoint_sha256", "abc", False), ("checkpoint_sha256", _HEX, True), ("checkpoint_sha256", _HEX + "0", False),
+    ("checkpoint_sha256", "g" * 64, False),
+]
+
+
+def _cli_accepts(flag, value):
+    return parse("--checkpoint=modal://ckpts/best.pt", "--dataset=modal://data/snap", f"--{flag}={value}") is None
+
+
+def _modal_accepts(**given):
+    try:
+        gate_app.make_request(checkpoint="modal://ckpts/best.pt", dataset="modal://data/snap", **given)
+        return True
+    except GateInputError:
+        return False
+
+
+@pytest.mark.parametrize("flag, value, accepted", _VALUES)
+def test_cli_and_modal_accept_and_refuse_the_same_values(flag, value, accepted, capsys):
+    assert _cli_accepts(flag, value) is accepted
+    assert _modal_accepts(**{flag: value}) is accepted
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("given, accepted", [
+    ({"incumbent_sha256": _HEX}, False),  # a pin for no incumbent
+    ({"incumbent_checkpoint": "modal://prod/best.pt", "checkpoint_sha256": _HEX}, False),  # one of two pinned
+    ({"incumbent_checkpoint": "modal://prod/best.pt", "checkpoint_sha256": _HEX, "incumbent_sha256": _HEX}, True),
+    ({"incumbent_checkpoint": "modal://prod/best.pt"}, True),
+])
+def test_rules_across_options_are_the_same_for_cli_and_modal(given, accepted, capsys):
+    argv = [f"--{flag}={value}" for flag, value in given.items()]
+    assert (parse("--checkpoint=modal://ckpts/best.pt", "--dataset=modal://data/snap", *argv) is None) is accepted
+    assert _modal_accepts(**given) is accepted
+    capsys.readouterr()
+
+
+def test_options_are_checked_however_they_are_built():
+    """Library callers (bench, tests, the Modal coordinator) get the same refusal as the flags."""
+    with pytest.raises(GateInputError, match="--candidate_imgsz: must be at most 8192"):
+        GateOptions(checkpoint="c.pt", dataset="d", imgsz=9000)
+    with pytest.raises(GateInputError, match="--batch_size: must be an integer"):
+        GateOptions(checkpoint="c.pt", dataset="d", batch_size=2.5)
+    assert {name for name, _ in GateOptions().backend_key()} == {
+        name for name, option in options().items() if option.builds_backends} >= {"conf", "imgsz", "device"}
+
+
+# --- --help: every tool lists its own flags and tells the truth --------------------------------------------------
+
+_TOOLS = [CLI, COMPARE_CLI, REPO / "tools" / "export_snapshot.py"]
+
+
+def _help(tool, which):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(tool), f"--{which}"], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+    return proc.stdout
+
+
+def _listed(text):
+    return set(re.findall(r"^  --(?:\[no\])?(\w+):", text, flags=re.MULTILINE))
+
+
+def _own_sections(helpfull):
+    """The flags --helpfull lists under the tool's modules, leaving out absl's own (logging, --help...)."""
+    sections = re.split(r"^(\S.*):$", helpfull, flags=re.MULTILINE)
+    return {name for title, body in zip(sections[1::2], sections[2::2]) if not title.startswith("absl")
+            for name in _listed(body)}
+
+
+@pytest.mark.parametrize("tool", _TOOLS, ids=lambda p: p.stem)
+def test_help_lists_every_flag_of_the_tool(tool):
+    short, full = _help(tool, "help"), _help(tool, "helpfull")
+    own = _own_sections(full)
+    assert own and own == _listed(short), (own ^ _listed(short))
+    defaults = [line for line in short.splitlines() if "(default:" in line]
+    assert defaults and not [line for line in defaults if str(REPO) in line], "a default shows a machine path"
+
+
+def test_the_gate_help_names_its_inputs_and_says_true_things():
+    text = _help(CLI, "help")
+    for flag in ("checkpoint", "dataset", "criteria", "output_dir", "incumbent_checkpoint", "batch_size",
+                 "wandb_entity", "baseline_cache"):
+        assert f"--{flag}" in text or f"--[no]{flag}" in text, flag
+    assert "runs its code" not in text and "no code from one runs" in " ".join(text.split())
+
+
+def test_no_matplotlib_log_line_reaches_a_tool_output(tmp_path):
+    """A fresh cache makes matplotlib build its font list and log it; absl would print that on stderr."""
+    script = (
+        "from absl import app\n"
+        "from eval.report import plotting\n"
+        "def main(argv):\n"
+        "    with plotting.figure({}) as (fig, axes):\n"
+        "        axes.plot([0, 1], [0, 1])\n"
+        "        plotting.png(fig)\n"
+        "app.run(main)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GATE_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("MPLCONFIGDIR", None)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
 
 
 # --- Item 13: ./dev from another folder -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 from modal._serialization import deserialize, serialize  # what Modal itself uses for inputs and outputs
 
 from eval import pipeline
+from eval.options import GateOptions
 from eval.decision.decide import EXAMPLE_VALUES_WARNING
 from eval.gate import ShardResult, combine
 from eval.inputs.baseline_config import load_baseline_config
@@ -58,7 +59,7 @@ def world():
     checkpoint.parent.mkdir(parents=True)
     shutil.copyfile(DEMO_CHECKPOINT, checkpoint)
     (root / "reports").mkdir()
-    options = pipeline.GateOptions(
+    options = GateOptions(
         checkpoint=str(checkpoint), dataset=str(snapshot), criteria=str(CRITERIA),
         baseline_config=str(BASELINE_CONFIG), reports_root=str(base / "reports"), output_dir=str(base / "local"),
         batch_size=BATCH_SIZE, device="cpu", torch_threads=2, quiet=True, baseline_cache=True)
@@ -361,7 +362,7 @@ def test_incumbent_and_wandb_pass_through_the_coordinator(world, on_local_volume
     incumbent = world["root"] / "ckpts" / "prod" / "best.pt"
     incumbent.parent.mkdir(exist_ok=True)
     shutil.copyfile(DEMO_CHECKPOINT, incumbent)
-    local = pipeline.run_gate(pipeline.GateOptions(
+    local = pipeline.run_gate(GateOptions(
         checkpoint=str(world["root"] / "ckpts" / "run-1" / "best.pt"), dataset=str(world["snapshot"]),
         criteria=str(CRITERIA), baseline_config=str(BASELINE_CONFIG), reports_root="",
         output_dir=str(world["base"] / "local-incumbent"), batch_size=BATCH_SIZE, device="cpu", torch_threads=2,
@@ -371,7 +372,8 @@ def test_incumbent_and_wandb_pass_through_the_coordinator(world, on_local_volume
     for name in ("CONFIG", "CACHE", "DATA", "ARTIFACT"):
         monkeypatch.setenv(f"WANDB_{name}_DIR", str(scratch / name.lower()))
     request = {**gate_app.make_request(**flags(shards=2, output_dir="modal://reports/with-incumbent",
-                                                 incumbent="modal://ckpts/prod/best.pt", wandb_project="gate-test")),
+                                                 incumbent_checkpoint="modal://ckpts/prod/best.pt",
+                                                 wandb_project="gate-test")),
                "quiet": True, "baseline_cache": True}
     assert request["wandb"]["harness_commit"] is None or len(request["wandb"]["harness_commit"]) >= 40
     summary = crossing(gate_app.gate.local(crossing(request)))
@@ -390,12 +392,12 @@ def test_incumbent_and_wandb_pass_through_the_coordinator(world, on_local_volume
 
 def test_incumbent_flags_are_checked_before_submitting():
     with pytest.raises(gate_app.GateInputError, match="--incumbent"):
-        gate_app.make_request(**flags(incumbent="/local/best.pt"))
+        gate_app.make_request(**flags(incumbent_checkpoint="/local/best.pt"))
     with pytest.raises(gate_app.GateInputError, match="--incumbent-sha256"):
         gate_app.make_request(**flags(incumbent_sha256="0" * 64))
     with pytest.raises(gate_app.GateInputError, match="--incumbent-sha256"):
-        gate_app.make_request(**flags(incumbent="modal://ckpts/prod/best.pt", incumbent_sha256="abc"))
-    assert gate_app.input_volumes(gate_app.make_request(**flags(incumbent="modal://prod/best.pt"))) == [
+        gate_app.make_request(**flags(incumbent_checkpoint="modal://ckpts/prod/best.pt", incumbent_sha256="abc"))
+    assert gate_app.input_volumes(gate_app.make_request(**flags(incumbent_checkpoint="modal://prod/best.pt"))) == [
         "ckpts", "data", "prod"]
 
 if __name__ == "__main__":

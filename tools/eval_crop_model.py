@@ -7,11 +7,12 @@ With neither --checkpoint nor --dataset it runs the bundled demo; one without th
 value, is an error. Relative paths are relative to where the command was typed (./dev included).
 
 Exit status: 0 go, 1 no-go, 2 the evaluation could not be done or was incomplete (bad flags or
-inputs, the message naming the file; Ctrl-C or SIGTERM). Checkpoints are pickles: loading one runs its
-code, so in CI pin it with --checkpoint_sha256 or --checkpoint_allowlist.
+inputs, the message naming the file; Ctrl-C or SIGTERM). Checkpoints are unpickled with torch's weights-only
+loader and an allowlist of what an ultralytics checkpoint holds: no code from one runs, and one that
+references anything else is refused. In CI pin it with --checkpoint_sha256 or --checkpoint_allowlist: the
+pin says which model was approved.
 """
 
-import dataclasses
 import os
 import pathlib
 import signal
@@ -21,10 +22,10 @@ import traceback
 from absl import app, flags
 
 from eval import cli, sanitise
-from eval.backends.yolo_backend import MAX_IMGSZ
 from eval.decision.decide import EXAMPLE_VALUES_WARNING
 from eval.errors import GateInputError
-from eval.pipeline import GateOptions, run_gate
+from eval.options import GateOptions, cross_problems
+from eval.pipeline import run_gate
 from eval.runtime import user_path
 from tracking.wandb_run import TrackingOptions, harness_commit, track
 
@@ -35,47 +36,8 @@ _DEMO_INCUMBENT = _ROOT / "demo" / "assets" / "pottery-seg-incumbent.pt"  # the 
 # root: use the directory the demo files really live in.
 _DEMO_DATASET = (_ROOT / "demo" / "assets" / "snapshot" / "snapshot.yaml").resolve().parent
 
-_CHECKPOINT = cli.DEFINE_path(
-    "checkpoint", None, "Candidate YOLO-seg checkpoint (.pt): a local path or modal://<volume>/<path>. "
-    "Default (only with no --dataset either): the bundled demo checkpoint.")
-_CHECKPOINT_SHA256 = flags.DEFINE_string(
-    "checkpoint_sha256", None, "Refuse the checkpoint unless its sha256 is this digest (checked before loading).")
-_CHECKPOINT_ALLOWLIST = cli.DEFINE_path(
-    "checkpoint_allowlist", None, "File of approved checkpoint sha256 digests, one per line.")
-_INCUMBENT = cli.DEFINE_path(
-    "incumbent_checkpoint", None, "The YOLO-seg checkpoint production serves now (local or modal://): a third "
-    "backend, run on the same images with the candidate's settings, shown beside it; criteria with "
-    "`vs: incumbent` measure regression against it (and need it). Default for the demo: the demo incumbent.")
-_INCUMBENT_SHA256 = flags.DEFINE_string(
-    "incumbent_sha256", None, "Refuse the incumbent unless its sha256 is this digest (checked before loading; "
-    "required when --checkpoint_sha256 pins the candidate). --checkpoint_allowlist applies to it too.")
-_DATASET = cli.DEFINE_path(
-    "dataset", None, "Dataset snapshot directory (see eval/inputs/snapshot.py) or modal://<volume>/<path>. "
-    "Default (only with no --checkpoint either): the bundled demo snapshot.")
-_CRITERIA = cli.DEFINE_path(
-    "criteria", str(_ROOT / "configs" / "success_criteria.yaml"), "Success criteria and failure-class taxonomy (#413).")
-_BASELINE_CONFIG = cli.DEFINE_path(
-    "baseline_config", str(_ROOT / "configs" / "rembg_production.yaml"), "How production runs rembg.")
-_OUTPUT_DIR = cli.DEFINE_path(
-    "output_dir", None, "Where to write the report folder. Default: reports/<checkpoint>-<dataset version>/ "
-    "in the checkout.")
-_OVERWRITE = flags.DEFINE_bool(
-    "overwrite", False, "Replace an output folder that holds a different run's report (never one holding files "
-    "the gate did not write).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Images per candidate inference batch.", lower_bound=1)
-_CONF = flags.DEFINE_float("candidate_conf", 0.25, "Candidate detection confidence threshold.",
-                           lower_bound=0.0, upper_bound=1.0)
-_IMGSZ = flags.DEFINE_integer("candidate_imgsz", 0, "Candidate inference size; 0 = the checkpoint's training size.",
-                              lower_bound=0, upper_bound=MAX_IMGSZ)
-_DEVICE = flags.DEFINE_string("device", "cpu", "Torch device for the candidate (cpu, cuda:0, ...).")
-_TORCH_THREADS = flags.DEFINE_integer(
-    "torch_threads", 2, "Torch intra-op threads, fixed so results do not depend on the machine.", lower_bound=1)
-_GALLERY_SIZE = flags.DEFINE_integer("gallery_size", 3, "Cases in each gallery section.", lower_bound=0)
-_QUIET = flags.DEFINE_bool("quiet", False, "No progress lines on stderr.")
-_BASELINE_CACHE = flags.DEFINE_bool(
-    "baseline_cache", True, "Reuse rembg masks cached by content (image pixels, rembg version, weights and config "
-    "digests) under $GATE_CACHE_DIR; results are identical either way.")
-
+# Every run option (eval.options.GateOptions) with a flag: defaults, bounds and help are declared there once.
+_OPTIONS = cli.define_option_flags()
 _WANDB_PROJECT = flags.DEFINE_string(
     "wandb_project", None, "Log the finished run to this Weights & Biases project (#445): config, summary, tables, "
     "images and the report folder as an artifact. Offline (sync later with `wandb sync`) unless W&B credentials "
@@ -95,9 +57,41 @@ CLOSING_LINE = {
 }
 
 
-def _settings(options):
-    """The run's settings for the tracked run's config (paths are the user's, as given)."""
-    return {k: v for k, v in dataclasses.asdict(options).items() if k not in ("quiet", "reports_root")}
+def _gate_options(given):
+    """GateOptions from the option flags' values (`given`: field -> value). Raises GateInputError.
+
+    The bundled demo runs when neither --checkpoint nor --dataset is given (a validator refuses one without
+    the other), with the demo incumbent unless another is named. Default config files are the checkout's.
+    """
+    demo = given["checkpoint"] is None and given["dataset"] is None
+    return GateOptions(**{
+        **given,
+        "checkpoint": given["checkpoint"] or str(_DEMO_CHECKPOINT), "dataset": given["dataset"] or str(_DEMO_DATASET),
+        "criteria": given["criteria"] or str(_ROOT / "configs" / "success_criteria.yaml"),
+        "baseline_config": given["baseline_config"] or str(_ROOT / "configs" / "rembg_production.yaml"),
+        "reports_root": os.path.join(os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd()), "reports"),
+        "demo": demo,
+        "incumbent_checkpoint": given["incumbent_checkpoint"] or (str(_DEMO_INCUMBENT) if demo else None)})
+
+
+def _both_or_neither(values):
+    if (values["checkpoint"] is None) != (values["dataset"] is None):
+        given, missing = ("--checkpoint", "--dataset") if values["dataset"] is None else ("--dataset", "--checkpoint")
+        raise flags.ValidationError(f"{missing} is required with {given} (the bundled demo runs only when both are "
+                                    "left out)")
+    return True
+
+
+def _across(values):
+    for flag, problem in cross_problems(values):
+        raise flags.ValidationError(f"{flag}: {problem}")
+    return True
+
+
+flags.register_multi_flags_validator(["checkpoint", "dataset"], _both_or_neither)
+# The rules across options that flags alone decide (eval.options.cross_problems); flag names are field names.
+flags.register_multi_flags_validator(["checkpoint_sha256", "checkpoint_allowlist", "incumbent_checkpoint",
+                                      "incumbent_sha256"], _across)
 
 
 def _interrupt(signum, frame):
@@ -107,24 +101,8 @@ def _interrupt(signum, frame):
 
 def main(argv):
     del argv  # only the program name: cli.parse_flags refuses anything else
-    demo = _CHECKPOINT.value is None and _DATASET.value is None
-    if not demo and None in (_CHECKPOINT.value, _DATASET.value):
-        given, missing = ("--checkpoint", "--dataset") if _DATASET.value is None else ("--dataset", "--checkpoint")
-        print(f"error: {missing}: required with {given} (the bundled demo runs only when both are left out)",
-              file=sys.stderr)
-        return EXIT_ERROR
-    options = GateOptions(
-        checkpoint=_CHECKPOINT.value or str(_DEMO_CHECKPOINT), dataset=_DATASET.value or str(_DEMO_DATASET),
-        criteria=_CRITERIA.value, baseline_config=_BASELINE_CONFIG.value,
-        reports_root=os.path.join(os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd()), "reports"),
-        output_dir=_OUTPUT_DIR.value, checkpoint_sha256=_CHECKPOINT_SHA256.value,
-        checkpoint_allowlist=_CHECKPOINT_ALLOWLIST.value, overwrite=_OVERWRITE.value,
-        batch_size=_BATCH_SIZE.value, conf=_CONF.value, imgsz=_IMGSZ.value, device=_DEVICE.value,
-        torch_threads=_TORCH_THREADS.value, gallery_size=_GALLERY_SIZE.value, quiet=_QUIET.value,
-        baseline_cache=_BASELINE_CACHE.value, demo=demo,
-        incumbent_checkpoint=_INCUMBENT.value or (str(_DEMO_INCUMBENT) if demo else None),
-        incumbent_sha256=_INCUMBENT_SHA256.value)
     try:
+        options = _gate_options({field: holder.value for field, holder in _OPTIONS.items()})
         result, output_dir = run_gate(options)
     except GateInputError as err:
         print(f"error: {sanitise.text(err)}", file=sys.stderr)
@@ -142,7 +120,7 @@ def main(argv):
         workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", _ROOT)
         wandb_dir = _WANDB_DIR.value or os.environ.get("WANDB_DIR") or user_path(".")
         track(TrackingOptions(_WANDB_PROJECT.value, _WANDB_ENTITY.value, _WANDB_RUN_NAME.value, wandb_dir),
-              output_dir, _settings(options), harness_commit(workspace))
+              output_dir, options.settings(), harness_commit(workspace))
     decision = result.decision
     print(f"report: {sanitise.text(output_dir / 'report.md')}")
     print(sanitise.text(decision.headline))

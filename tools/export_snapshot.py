@@ -52,8 +52,8 @@ _VERSION = flags.DEFINE_string(
 _OUTPUT = cli.DEFINE_path("output", None, "Folder of snapshots; the export goes to <output>/<version>/.",
                           required=True)
 _SCHEMA = cli.DEFINE_path(
-    "schema", str(_ROOT / "configs" / "croprun_schema.yaml"), "Table and column names of the CropRun service "
-    "(YAML; the default file has Django's names for an app `crops`).")
+    "schema", None, "Table and column names of the CropRun service (YAML). Default: configs/croprun_schema.yaml "
+    "of the checkout, Django's names for an app `crops`.")
 _EXCLUDE_MISSING_TRUTH = flags.DEFINE_bool(
     "exclude_missing_truth", False, "Exclude and count human rows whose photo or ground truth is missing or "
     "unusable, instead of refusing the export with their list.")
@@ -75,7 +75,7 @@ def main(argv):
         options = ExportOptions(
             database_url=_DATABASE_URL.value, media_root=_MEDIA_ROOT.value,
             test_split=_TEST_SPLIT.value, as_of=_as_of(_AS_OF.value), version=_VERSION.value,
-            output=_OUTPUT.value, schema=_SCHEMA.value,
+            output=_OUTPUT.value, schema=_SCHEMA.value or str(_ROOT / "configs" / "croprun_schema.yaml"),
             exclude_missing_truth=_EXCLUDE_MISSING_TRUTH.value, quiet=_QUIET.value)
         result = export_snapshot(options)
     except GateInputError as err:

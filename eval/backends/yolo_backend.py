@@ -19,13 +19,13 @@ from eval import runtime
 from eval.backends.base import Backend
 from eval.errors import GateInputError
 from eval.inputs.checkpoint import load_state
+from eval.options import MAX_IMGSZ
 
 # What a production request uses, fixed here rather than left to ultralytics' defaults so a new default
 # cannot silently change the masks (ultralytics' own values as of 8.4).
 NMS_IOU = 0.7
 MAX_DET = 300
 MASK_THRESHOLD = 0.5  # a pixel is in an instance mask when its (retina) mask value is > this
-MAX_IMGSZ = 8192  # a sanity bound on inference sizes: a photo letterboxed to 8192² is ~800 MB of float32
 
 
 def request_settings(conf, imgsz, device, torch_threads):

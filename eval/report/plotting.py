@@ -8,6 +8,7 @@ where it would warn on stderr. The bytes depend only on what is drawn: Agg backe
 
 import contextlib
 import io
+import logging
 
 from eval import runtime
 
@@ -18,6 +19,9 @@ DPI = 100
 def figure(style, **subplots):
     """(figure, axes) of a new Agg figure drawn under rc settings `style`; closed on exit."""
     runtime.matplotlib_config()
+    # absl shows INFO records on stderr: matplotlib's ("generated new fontManager") would leak into a CLI's
+    # output on a fresh cache. Its warnings still show.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib
 
     matplotlib.use("Agg")
