@@ -291,7 +291,7 @@ def gate_options(request, mounts, config_dir):
         "criteria": _materialise(request, "criteria", config_dir),
         "baseline_config": _materialise(request, "baseline_config", config_dir),
         # Only the Volume of the output folder is mounted: reports_root matters only without output_dir.
-        "reports_root": "" if request["output_dir"] else str(mounts.path(request["reports_root"])),
+        "reports_root": None if request["output_dir"] else str(mounts.path(request["reports_root"])),
         "output_dir": str(mounts.path(request["output_dir"])) if request["output_dir"] else None,
         "checkpoint_allowlist": _materialise(request, "checkpoint_allowlist", config_dir)})
 

@@ -364,7 +364,7 @@ def test_incumbent_and_wandb_pass_through_the_coordinator(world, on_local_volume
     shutil.copyfile(DEMO_CHECKPOINT, incumbent)
     local = pipeline.run_gate(GateOptions(
         checkpoint=str(world["root"] / "ckpts" / "run-1" / "best.pt"), dataset=str(world["snapshot"]),
-        criteria=str(CRITERIA), baseline_config=str(BASELINE_CONFIG), reports_root="",
+        criteria=str(CRITERIA), baseline_config=str(BASELINE_CONFIG),
         output_dir=str(world["base"] / "local-incumbent"), batch_size=BATCH_SIZE, device="cpu", torch_threads=2,
         quiet=True, baseline_cache=True, incumbent_checkpoint=str(incumbent)))[1]
     scratch = scratch_dir()
