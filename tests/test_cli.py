@@ -162,6 +162,7 @@ def _help(tool, which):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, str(tool), f"--{which}"], capture_output=True, text=True, env=env,
                           timeout=120, check=False)
+    assert proc.stdout, proc.stderr
     return proc.stdout
 
 
