@@ -8,6 +8,7 @@ import pytest
 
 from eval.errors import GateInputError
 from eval.inputs.criteria import CONFIDENCE, POINT, UNCLASSIFIED, DecisionRule, load_criteria
+from eval.measures import Measure
 from tests.support import CRITERIA, VALID_CRITERIA as VALID
 
 
@@ -105,7 +106,7 @@ def test_schema_v2_states_its_decision_rule(tmp_path, rule, expected):
     (2, "{kind: bayes, level: 0.9}", "is not one of"),
     (2, "{kind: point, holm: true}", "holm applies to the confidence rule only"),
     (2, "{kind: confidence, levle: 0.9}", "did you mean 'level'"),
-    (3, "{kind: point}", "is not one of"),
+    (4, "{kind: point}", "is not one of"),
 ])
 def test_bad_decision_rules_are_refused(tmp_path, version, rule, message):
     text = VALID.replace("schema_version: 1", f"schema_version: {version}" +
@@ -183,3 +184,57 @@ def test_notes_patterns_keep_their_case_insensitive_semantics(tmp_path, pattern,
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
+
+
+V3 = VALID.replace("schema_version: 1", "schema_version: 3\ndecision_rule: {kind: confidence, level: 0.95}").replace(
+    "  - {id: pass_rate, kind: min_pass_rate, corpus: flagged, failure_class: all, threshold: 0.5}\n"
+    "  - {id: regress, kind: max_mean_iou_regression, corpus: flagged, failure_class: each, threshold: 0.1}\n",
+    "  - {id: pass_rate, metric: passed, statistic: rate, bound: min, corpus: flagged, failure_class: all, "
+    "threshold: 0.5}\n"
+    "  - {id: regress, metric: mask_iou, statistic: mean, bound: max, vs: rembg, corpus: flagged, "
+    "failure_class: each, threshold: 0.1}\n"
+    "  - {id: precise, metric: precision, statistic: mean, bound: min, vs: null, corpus: test, "
+    "failure_class: all, threshold: 0.9}\n")
+
+
+def test_v3_criteria_name_their_measure_and_match_the_v1_kinds(tmp_path):
+    v3, v1 = load_criteria(write(tmp_path, V3)), load_criteria(write(tmp_path, VALID))
+    assert [c.measure for c in v3.criteria[:2]] == [c.measure for c in v1.criteria]
+    assert [c.kind for c in v3.criteria] == [None] * 3 and [c.kind for c in v1.criteria] == ["min_pass_rate",
+                                                                                             "max_mean_iou_regression"]
+    assert v3.criteria[2].measure == Measure("precision", "mean", "min", None) and v3.criteria[2].vs is None
+
+
+@pytest.mark.parametrize("rule, entry, message", [
+    ("confidence, level: 0.95", "metric: boundary_iou, statistic: p10, bound: max, vs: incumbent",
+     "criterion 'extra' (confidence rule): the confidence rule needs an interval and a p10 regression has none"),
+    ("confidence, level: 0.95", "metric: mask_iou, statistic: median, bound: min",
+     "the confidence rule needs an interval and the median has none"),
+    ("confidence, level: 0.95", "metric: passed, statistic: rate, bound: max, vs: rembg",
+     "a rate regression has none"),
+    ("point", "metric: precision, statistic: median, bound: min",
+     "statistic 'median' of metric 'precision' is not recorded; it has mean"),
+    ("point", "metric: recall, statistic: mean, bound: min, vs: rembg", "its bound must be 'max'"),
+    ("point", "metric: recall, statistic: mean, bound: at_least", "is not one of"),
+    ("point", "metric: pixel_accuracy, statistic: mean, bound: min", "is not one of"),
+    ("point", "kind: min_mean_iou", "unknown key 'kind'"),
+])
+def test_v3_measures_the_rule_cannot_bound_are_refused(tmp_path, rule, entry, message):
+    text = V3.replace("{kind: confidence, level: 0.95}", f"{{kind: {rule}}}") + (
+        f"  - {{id: extra, {entry}, corpus: test, failure_class: all, threshold: 0.1}}\n")
+    path = write(tmp_path, text)
+    with pytest.raises(GateInputError) as err:
+        load_criteria(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_point_rule_may_bound_quantiles_and_v2_may_not_name_a_measure(tmp_path):
+    text = V3.replace("{kind: confidence, level: 0.95}", "{kind: point}") + (
+        "  - {id: p10_edges, metric: boundary_iou, statistic: p10, bound: max, vs: incumbent, corpus: test, "
+        "failure_class: all, threshold: 0.05}\n")
+    assert load_criteria(write(tmp_path, text)).criteria[-1].measure == Measure("boundary_iou", "p10", "max",
+                                                                                "incumbent")
+    v2 = VALID.replace("schema_version: 1", "schema_version: 2\ndecision_rule: {kind: point}").replace(
+        "kind: min_pass_rate", "metric: passed, statistic: rate, bound: min")
+    with pytest.raises(GateInputError, match="unknown key 'bound', 'metric', 'statistic'"):
+        load_criteria(write(tmp_path, v2))

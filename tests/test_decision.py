@@ -7,7 +7,8 @@ import pytest
 
 from eval.decision import decide as decision
 from eval.decision.intervals import with_intervals
-from eval.inputs.criteria import CONFIDENCE, KINDS, Criterion, DecisionRule, SuccessCriteria
+from eval.inputs.criteria import CONFIDENCE, Criterion, DecisionRule, SuccessCriteria
+from eval.measures import LEGACY_KINDS, Measure, legacy_measure
 from eval.scoring.scores import ImageScore, aggregate, image_score
 from tests.support import binary
 
@@ -31,9 +32,9 @@ def scores(candidate_masks, baseline_masks, corpus="test", classes=()):
     return aggregate(out)
 
 
-MEAN_IOU = Criterion("mean_iou", "min_mean_iou", "test", "all", 0.8)
-PASS_RATE = Criterion("pass_rate", "min_pass_rate", "test", "all", 0.5)
-REGRESSION = Criterion("regression", "max_mean_iou_regression", "test", "all", 0.1)
+MEAN_IOU = Criterion.of_kind("mean_iou", "min_mean_iou", "test", "all", 0.8)
+PASS_RATE = Criterion.of_kind("pass_rate", "min_pass_rate", "test", "all", 0.5)
+REGRESSION = Criterion.of_kind("regression", "max_mean_iou_regression", "test", "all", 0.1)
 
 
 def test_go_when_all_pass_cites_the_tightest_margin():
@@ -72,14 +73,10 @@ def boundary_scores(candidate_masks, baseline_masks):
     return aggregate(out)
 
 
-def test_every_criteria_kind_has_a_row_in_the_decision_table():
-    assert set(decision.KINDS) == set(KINDS)
-
-
 def test_min_mean_boundary_iou():
     aggs = boundary_scores([CUT, BIG], [BIG, BIG])  # candidate Boundary IoU 8/14 and 1: mean 11/14
     assert {a.boundary_iou["mean"] for a in aggs if a.source_backend == "candidate"} == {0.785714}
-    low = Criterion("edges", "min_mean_boundary_iou", "test", "all", 0.8)
+    low = Criterion.of_kind("edges", "min_mean_boundary_iou", "test", "all", 0.8)
     d = decision.decide(criteria(low), aggs, 0)
     assert (d.recommendation, d.deciding.id, d.deciding.observed) == ("no-go", "edges", 0.785714)
     assert d.deciding.margin == pytest.approx(-0.014286)
@@ -90,8 +87,8 @@ def test_min_mean_boundary_iou():
 
 def test_max_mean_boundary_iou_regression_fails_where_mask_iou_does_not():
     aggs = boundary_scores([CUT, BIG], [BIG, BIG])  # rembg 1.0; candidate mask IoU 0.875, boundary 11/14
-    mask = Criterion("mask", "max_mean_iou_regression", "test", "all", 0.2)
-    edges = Criterion("edges", "max_mean_boundary_iou_regression", "test", "all", 0.2)
+    mask = Criterion.of_kind("mask", "max_mean_iou_regression", "test", "all", 0.2)
+    edges = Criterion.of_kind("edges", "max_mean_boundary_iou_regression", "test", "all", 0.2)
     d = decision.decide(criteria(mask, edges), aggs, 0)
     assert [r.status for r in d.results[1:]] == ["pass", "fail"]
     assert (d.deciding.id, d.deciding.observed) == ("edges", 0.214286)
@@ -99,7 +96,7 @@ def test_max_mean_boundary_iou_regression_fails_where_mask_iou_does_not():
 
 
 def test_threshold_is_inclusive():
-    at_threshold = Criterion("mean_iou", "min_mean_iou", "test", "all", 0.75)
+    at_threshold = Criterion.of_kind("mean_iou", "min_mean_iou", "test", "all", 0.75)
     d = decision.decide(criteria(at_threshold), scores([FULL, HALF], [FULL, FULL]), 0)
     assert d.recommendation == "go"
     assert d.deciding.margin == 0.0
@@ -112,7 +109,7 @@ def test_too_few_images_is_insufficient_data_and_fails():
 
 
 def test_an_empty_class_never_passes():
-    each = Criterion("per_class", "max_mean_iou_regression", "flagged", "each", 0.1)
+    each = Criterion.of_kind("per_class", "max_mean_iou_regression", "flagged", "each", 0.1)
     spec = dataclasses.replace(criteria(each), failure_classes=(type("C", (), {"id": "gloss"})(),))
     d = decision.decide(spec, scores([FULL] * 3, [FULL] * 3, corpus="flagged", classes=("other",)), 0)
     assert d.recommendation == "no-go"
@@ -196,7 +193,7 @@ def test_a_false_foreground_on_a_no_pot_photo_still_counts_against_the_candidate
 
 def test_each_over_no_class_is_a_row_not_a_vanished_criterion_or_a_traceback():
     """Issue 8.3: load_criteria refuses this; decide() alone still never drops the criterion."""
-    each = Criterion("per_class", "max_mean_iou_regression", "flagged", "each", 0.1)
+    each = Criterion.of_kind("per_class", "max_mean_iou_regression", "flagged", "each", 0.1)
     d = decision.decide(criteria(each), scores([FULL] * 3, [FULL] * 3, corpus="flagged"), 0)
     assert d.recommendation == "no-go"
     assert [r.id for r in d.results] == [decision.COMPLETENESS_ID, "per_class[each]"]
@@ -225,7 +222,7 @@ def confident(*items, min_images=2):
     return dataclasses.replace(criteria(*items, min_images=min_images), decision_rule=RULE)
 
 
-REGRESSION_05 = Criterion("regression", "max_mean_iou_regression", "test", "all", 0.05)
+REGRESSION_05 = Criterion.of_kind("regression", "max_mean_iou_regression", "test", "all", 0.05)
 
 
 def decide_regression(drops, base=0.95):
@@ -236,9 +233,9 @@ def decide_regression(drops, base=0.95):
 def test_every_kind_reads_an_interval_the_gate_computes():
     """The confidence rule applies to every kind of the table, boundary kinds included."""
     candidate = next(a for a in from_ious([0.9, 0.8, 0.85], [0.9] * 3) if a.source_backend == "candidate")
-    for name, kind in decision.KINDS.items():
-        assert kind.interval_name("rembg") in candidate.intervals, name
-    boundary = Criterion("b", "max_mean_boundary_iou_regression", "test", "all", 0.05)
+    for kind in LEGACY_KINDS:
+        assert legacy_measure(kind).interval_name in candidate.intervals, kind
+    boundary = Criterion.of_kind("b", "max_mean_boundary_iou_regression", "test", "all", 0.05)
     r = decision.decide(confident(boundary), from_ious([0.95 - d for d in [0.2, 0.21, 0.19]], [0.95] * 3), 0)
     assert r.results[1].status == decision.FAIL and r.results[1].interval.lower > 0.05
 
@@ -277,8 +274,8 @@ def test_confidence_bound_on_the_threshold_is_within_it():
 
 
 def test_confidence_on_pass_rate_and_mean_iou():
-    rate = Criterion("rate", "min_pass_rate", "test", "all", 0.6)
-    mean = Criterion("mean", "min_mean_iou", "test", "all", 0.8)
+    rate = Criterion.of_kind("rate", "min_pass_rate", "test", "all", 0.6)
+    mean = Criterion.of_kind("mean", "min_mean_iou", "test", "all", 0.8)
     clear = from_ious([0.9] * 30, [0.9] * 30)
     assert [r.status for r in decision.decide(confident(rate, mean), clear, 0).results[1:]] == ["pass", "pass"]
     few = from_ious([0.9, 0.9, 0.9, 0.5, 0.5], [0.9] * 5)  # pass rate 0.6 and mean 0.74 on 5 images
@@ -289,8 +286,8 @@ def test_confidence_on_pass_rate_and_mean_iou():
 
 
 def test_clear_miss_is_cited_before_inconclusive_before_insufficient():
-    rate = Criterion("rate", "min_pass_rate", "test", "all", 0.6)
-    fails = Criterion("mean", "min_mean_iou", "test", "all", 0.99)
+    rate = Criterion.of_kind("rate", "min_pass_rate", "test", "all", 0.6)
+    fails = Criterion.of_kind("mean", "min_mean_iou", "test", "all", 0.99)
     aggs = from_ious([0.9, 0.9, 0.9, 0.5, 0.5], [0.9] * 5)
     d = decision.decide(confident(rate, fails), aggs, 0)
     assert (d.deciding.id, d.deciding.status) == ("mean", "fail")
@@ -298,7 +295,7 @@ def test_clear_miss_is_cited_before_inconclusive_before_insufficient():
 
 
 def test_holm_turns_marginal_misses_into_inconclusive_but_keeps_clear_ones():
-    tests = [Criterion(f"r{k}", "max_mean_iou_regression", "test", "all", t) for k, t in enumerate(
+    tests = [Criterion.of_kind(f"r{k}", "max_mean_iou_regression", "test", "all", t) for k, t in enumerate(
         [0.134, 0.05, 0.3, 0.3, 0.3, 0.3])]  # r0: a marginal miss, r1: a clear one, r2..r5 pass
     drops = [0.1, 0.2, 0.15, 0.17, 0.13, 0.19, 0.16, 0.18]
     aggs = from_ious([0.95 - d for d in drops], [0.95] * 8)
@@ -332,7 +329,8 @@ def test_a_regression_vs_the_incumbent_is_tested_on_its_own_interval():
     incumbent = [c + 0.2 + 0.001 * (i % 3) for i, c in enumerate(candidate)]  # clearly better than the candidate
     aggs = from_ious(candidate, rembg, incumbent=incumbent)
     vs_rembg = REGRESSION_05
-    vs_incumbent = dataclasses.replace(REGRESSION_05, id="regression_vs_incumbent", vs="incumbent")
+    vs_incumbent = Criterion.of_kind("regression_vs_incumbent", "max_mean_iou_regression", "test", "all", 0.05,
+                                    vs="incumbent")
     d = decision.decide(confident(vs_rembg, vs_incumbent), aggs, 0)
     by_id = {r.id: r for r in d.results}
     assert by_id["regression"].status == decision.PASS and by_id["regression"].vs == "rembg"
@@ -355,3 +353,92 @@ def test_an_incumbent_never_changes_the_candidates_intervals():
     alone = next(a for a in from_ious(candidate, rembg) if a.source_backend == "candidate")
     beside = next(a for a in from_ious(candidate, rembg, incumbent=incumbent) if a.source_backend == "candidate")
     assert {k: v for k, v in beside.intervals.items() if "incumbent" not in k} == alone.intervals
+
+
+def pixel_scores(candidate, baseline, incumbent=None):
+    """Scores from per-image (precision, recall, bbox IoU, Boundary IoU) of each backend; mask IoU 0.9."""
+    out = []
+    for i, (cand, base) in enumerate(zip(candidate, baseline)):
+        rows = (("candidate", cand), ("rembg", base)) + ((("incumbent", incumbent[i]),) if incumbent else ())
+        for backend, (precision, recall, bbox, boundary) in rows:
+            out.append(ImageScore(backend, "test", f"i{i:03d}", (), mask_iou=0.9, precision=precision,
+                                  recall=recall, bbox_iou_secondary=bbox, boundary_iou=boundary, passed=True,
+                                  true_positive_pixels=0, predicted_pixels=0, ground_truth_pixels=1))
+    return out
+
+
+def v3(id, metric, statistic, bound, threshold, vs=None):
+    return Criterion(id, Measure(metric, statistic, bound, vs), "test", "all", threshold)
+
+
+PIXELS = pixel_scores([(0.8, 0.9, 0.6, 1.0), (1.0, 0.95, 0.7, 1.0), (0.9, 1.0, 0.8, 1.0)],
+                      [(1.0, 1.0, 1.0, 1.0)] * 3)
+
+
+@pytest.mark.parametrize("criterion, status, observed, margin, label", [
+    # candidate precision 0.8, 1.0, 0.9: mean 0.9, on the threshold (inclusive)
+    (v3("precision", "precision", "mean", "min", 0.9), "pass", 0.9, 0.0, "candidate mean pixel precision"),
+    (v3("precision", "precision", "mean", "min", 0.91), "fail", 0.9, -0.01, "candidate mean pixel precision"),
+    # candidate recall 0.9, 0.95, 1.0 (mean 0.95) against rembg's 1.0: a drop of 0.05
+    (v3("recall", "recall", "mean", "max", 0.05, vs="rembg"), "pass", 0.05, 0.0,
+     "mean-pixel-recall regression vs rembg"),
+    (v3("recall", "recall", "mean", "max", 0.04, vs="rembg"), "fail", 0.05, -0.01,
+     "mean-pixel-recall regression vs rembg"),
+    # candidate bbox IoU 0.6, 0.7, 0.8: mean 0.7; an upper bound on the candidate's own value
+    (v3("bbox", "bbox_iou_secondary", "mean", "max", 0.75), "pass", 0.7, 0.05,
+     "candidate mean bbox IoU (secondary)"),
+])
+def test_v3_criteria_on_pixel_metrics_decide_on_hand_computed_means(criterion, status, observed, margin, label):
+    r = decision.decide(criteria(criterion), aggregate(PIXELS), 0).results[1]
+    assert (r.status, r.observed, r.margin, r.kind) == (status, pytest.approx(observed), pytest.approx(margin), None)
+    assert r.summary.startswith(f"{label} {observed:.4f} on test/all (n=3)")
+    assert r.measure == criterion.measure and r.vs == criterion.measure.vs
+
+
+def test_v3_p10_boundary_regression_vs_the_incumbent_under_the_point_rule():
+    """p10 of 11 values (linear interpolation) is the second smallest: candidate 0.5, incumbent 0.6."""
+    candidate = [(1.0, 1.0, 1.0, b) for b in (0.1, 0.5, *[0.9] * 9)]
+    incumbent = [(1.0, 1.0, 1.0, b) for b in (0.2, 0.6, *[0.9] * 9)]
+    scores_ = pixel_scores(candidate, [(1.0,) * 4] * 11, incumbent)
+    p10 = v3("p10_edges", "boundary_iou", "p10", "max", 0.05, vs="incumbent")
+    r = decision.decide(criteria(p10), aggregate(scores_), 0).results[1]
+    assert (r.status, r.observed, r.margin) == ("fail", pytest.approx(0.1), pytest.approx(-0.05))
+    assert r.summary.startswith("p10-Boundary-IoU regression vs incumbent 0.1000") and r.interval is None
+
+
+def test_v3_criterion_on_another_metric_gets_its_interval_and_leaves_the_reported_ones_alone():
+    n = 30
+    rows = pixel_scores([(0.85 + 0.01 * (i % 5), 1.0, 1.0, 0.9 - 0.02 * (i % 3)) for i in range(n)],
+                        [(1.0, 1.0, 1.0, 0.9)] * n)
+    precision = v3("precision", "precision", "mean", "min", 0.8)
+    plain = with_intervals(aggregate(rows), rows, "run-key", 0.95)
+    measured = with_intervals(aggregate(rows), rows, "run-key", 0.95, [precision.measure])
+    cand = next(a for a in measured if a.source_backend == "candidate")
+    alone = next(a for a in plain if a.source_backend == "candidate")
+    assert "precision_mean" not in alone.intervals and "precision_regression_vs_rembg" in cand.intervals
+    assert {k: v for k, v in cand.intervals.items() if not k.startswith("precision")} == alone.intervals
+    r = decision.decide(confident(precision), measured, 0).results[1]
+    assert r.status == decision.PASS and r.interval == cand.intervals["precision_mean"]
+    assert r.margin == pytest.approx(r.interval.lower - 0.8)
+
+
+@pytest.mark.parametrize("rule", [DecisionRule(), RULE])
+@pytest.mark.parametrize("kind, vs, label", [
+    ("min_pass_rate", "rembg", "candidate pass rate"),
+    ("min_mean_iou", "rembg", "candidate mean IoU"),
+    ("max_mean_iou_regression", "rembg", "mean-IoU regression vs rembg"),
+    ("max_mean_iou_regression", "incumbent", "mean-IoU regression vs incumbent"),
+    ("min_mean_boundary_iou", "rembg", "candidate mean Boundary IoU"),
+    ("max_mean_boundary_iou_regression", "incumbent", "mean-Boundary-IoU regression vs incumbent"),
+])
+def test_every_v1_v2_kind_decides_as_its_v3_measure(rule, kind, vs, label):
+    """A schema_version 1/2 kind and the version 3 measure it maps to give the same result, with the
+    summary words the kind always had; only `kind` tells them apart."""
+    aggs = from_ious([0.9, 0.7, 0.8, 0.85], [0.9, 0.9, 0.85, 0.8], incumbent=[0.95, 0.8, 0.8, 0.9])
+    old = Criterion.of_kind("c", kind, "test", "all", 0.1 if kind.endswith("regression") else 0.7, vs=vs)
+    new = Criterion("c", legacy_measure(kind, vs), "test", "all", old.threshold)
+    items = (SuccessCriteria("c.yaml", "0" * 64, False, 0.75, 2, (), (c,), decision_rule=rule) for c in (old, new))
+    r_old, r_new = (decision.decide(c, aggs, 0).results[1] for c in items)
+    assert r_old.kind == kind and r_new.kind is None
+    assert r_old == dataclasses.replace(r_new, kind=kind) and r_old.summary.startswith(f"{label} ")
+    assert r_old.vs == (vs if kind.endswith("regression") else None)

@@ -362,9 +362,9 @@ def test_insufficient_data_never_passes_by_being_empty():
     scores = [image_score(b, "flagged", f"i{i}", ("gloss",), full, full, 0.5)
               for i in range(3) for b in ("candidate", "rembg")]
     criteria = SuccessCriteria("c.yaml", "0" * 64, False, 0.5, 3, (), (
-        Criterion("gloss_iou", "min_mean_iou", "flagged", "gloss", 0.0),
-        Criterion("empty_iou", "min_mean_iou", "flagged", "shadow", 0.0),
-        Criterion("test_iou", "min_mean_iou", "test", "all", 0.0)))
+        Criterion.of_kind("gloss_iou", "min_mean_iou", "flagged", "gloss", 0.0),
+        Criterion.of_kind("empty_iou", "min_mean_iou", "flagged", "shadow", 0.0),
+        Criterion.of_kind("test_iou", "min_mean_iou", "test", "all", 0.0)))
     decision = decide(criteria, aggregate(scores), 0)
     assert decision.recommendation == "no-go"
     status = {r.id: (r.status, r.n_images) for r in decision.results}

@@ -9,7 +9,7 @@ import pytest
 from eval.decision import decide as decision
 from eval.digests import file_digest
 from eval.errors import GateInputError
-from eval.inputs.criteria import REGRESSION_KINDS, Criterion, SuccessCriteria, load_criteria
+from eval.inputs.criteria import Criterion, SuccessCriteria, load_criteria
 from eval.scoring.scores import aggregate, image_score
 from tests.support import DEMO_CHECKPOINT, VALID_CRITERIA, binary, run_cli, scratch_dir, write_snapshot
 
@@ -29,13 +29,14 @@ def _criteria_file(text):
 
 
 def test_vs_defaults_to_rembg_and_is_only_for_regressions():
-    assert {c.vs for c in load_criteria(_criteria_file(VALID_CRITERIA)).criteria} == {"rembg"}
+    loaded = load_criteria(_criteria_file(VALID_CRITERIA)).criteria
+    assert {c.vs for c in loaded if c.kind.endswith("_regression")} == {"rembg"}
+    assert {c.vs for c in loaded if not c.kind.endswith("_regression")} == {None}
     assert load_criteria(_criteria_file(VS_INCUMBENT)).criteria[-1].vs == "incumbent"
     with pytest.raises(GateInputError, match="`vs` names the reference of a regression"):
         load_criteria(_criteria_file(VALID_CRITERIA.replace("threshold: 0.5}", "threshold: 0.5, vs: incumbent}")))
     with pytest.raises(GateInputError, match="vs"):
         load_criteria(_criteria_file(VS_INCUMBENT.replace("vs: incumbent", "vs: production")))
-    assert set(REGRESSION_KINDS) == {k for k, row in decision.KINDS.items() if row.vs_baseline}
 
 
 def test_regression_is_measured_against_the_reference_the_criterion_names():
@@ -44,8 +45,8 @@ def test_regression_is_measured_against_the_reference_the_criterion_names():
         for backend, mask in (("candidate", cand), ("rembg", base), ("incumbent", inc)):
             rows.append(image_score(backend, "test", f"i{i}", (), FULL, mask, 0.75))
     aggs = aggregate(rows)  # means: candidate 0.75, rembg 1.0, incumbent 0.875
-    items = (Criterion("r", "max_mean_iou_regression", "test", "all", 0.2),
-             Criterion("i", "max_mean_iou_regression", "test", "all", 0.2, vs="incumbent"))
+    items = (Criterion.of_kind("r", "max_mean_iou_regression", "test", "all", 0.2),
+             Criterion.of_kind("i", "max_mean_iou_regression", "test", "all", 0.2, vs="incumbent"))
     d = decision.decide(SuccessCriteria("c.yaml", "0" * 64, False, 0.75, 2, (), items), aggs, 0)
     by_id = {r.id: r for r in d.results}
     assert by_id["r"].observed == 0.25 and by_id["r"].status == "fail"

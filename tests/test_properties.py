@@ -27,12 +27,14 @@ from PIL import Image  # noqa: E402
 
 from eval.decision.decide import PASS, decide  # noqa: E402
 from eval.errors import GateInputError  # noqa: E402
-from eval.inputs.criteria import ALL, CORPORA, EACH, KINDS, UNCLASSIFIED, load_criteria  # noqa: E402
+from eval.inputs.criteria import ALL, CORPORA, EACH, UNCLASSIFIED, load_criteria  # noqa: E402
 from eval.inputs.images import load_mask  # noqa: E402
 from eval.scoring.scores import aggregate, image_score  # noqa: E402
 from eval.inputs.snapshot import NO_ANNOTATION, NOT_HUMAN, load_snapshot  # noqa: E402
+from eval.measures import LEGACY_KINDS  # noqa: E402
 from tests.support import write_snapshot  # noqa: E402
 
+KINDS = tuple(LEGACY_KINDS)  # schema_version 1's criterion kinds
 # derandomize: CI runs the same examples every time, so a red run is reproducible and a green one stays green.
 PROPERTY = settings(max_examples=80, deadline=None, database=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -12,14 +12,15 @@ from PIL import Image
 
 from eval.decision.decide import BASELINE, CANDIDATE, COMPLETENESS_ID, decide
 from eval.gate import GateResult, NotEvaluated
-from eval.inputs.criteria import load_criteria
+from eval.inputs.criteria import Criterion, load_criteria
 from eval.inputs.snapshot import Exclusion
+from eval.measures import Measure
 from eval.report import gallery, render
 from eval.report.forest import COLOURS, ForestRow, render_forest
 from eval.report.render import markdown_text
 from eval.scoring.class_audit import audit_classes
 from eval.scoring.scores import aggregate, image_score
-from tests.support import DEMO_REPORT, VALID_CRITERIA, scratch_dir
+from tests.support import CRITERIA, DEMO_REPORT, VALID_CRITERIA, scratch_dir
 
 
 @pytest.mark.parametrize("raw, rendered", [
@@ -160,3 +161,20 @@ def test_forest_plot_is_a_deterministic_png_without_metadata():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
+
+
+def test_metrics_json_names_a_v3_measure_and_keeps_the_v1_v2_record_as_it_was():
+    """A version 1/2 criterion's record is its `kind` alone (the committed reports' bytes); a version 3
+    criterion has no kind, so its record names the metric, statistic and bound."""
+    scores = [image_score(b, "test", f"i{i}", (), np.ones((2, 2), bool), np.ones((2, 2), bool), 0.8)
+              for i in range(3) for b in (BASELINE, CANDIDATE)]
+    old = Criterion.of_kind("old", "max_mean_iou_regression", "test", "all", 0.1)
+    new = Criterion("new", Measure("precision", "mean", "min"), "test", "all", 0.9)
+    criteria = dataclasses.replace(load_criteria(CRITERIA),
+                                   criteria=(old, new))
+    results = decide(criteria, aggregate(scores), 0).results
+    old_record, new_record = (render.criterion_record(r) for r in results[1:])
+    assert old_record["kind"] == "max_mean_iou_regression" and "measure" not in old_record
+    assert not {"metric", "statistic", "bound"} & set(old_record)
+    assert new_record["kind"] is None and "measure" not in new_record
+    assert (new_record["metric"], new_record["statistic"], new_record["bound"]) == ("precision", "mean", "min")

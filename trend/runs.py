@@ -11,6 +11,7 @@ import math
 import pathlib
 
 from eval.errors import GateInputError
+from eval.measures import MEAN, value_name
 
 SCHEMAS = ("pottery-gate-metrics/v1", "pottery-gate-metrics/v2")
 TIMINGS_SCHEMA_PREFIX = "pottery-gate-timings/"
@@ -67,7 +68,7 @@ def _stat(row, metric):
     value = row.get(metric)
     if not (isinstance(value, dict) and _number(value.get("mean"))):
         return None
-    interval = (row.get("intervals") or {}).get(f"{metric}_mean") or {}
+    interval = (row.get("intervals") or {}).get(value_name(metric, MEAN)) or {}
     if _number(interval.get("lower")) and _number(interval.get("upper")):
         return Stat(float(value["mean"]), float(interval["lower"]), float(interval["upper"]))
     return Stat(float(value["mean"]))

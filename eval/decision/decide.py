@@ -1,63 +1,29 @@
 """From aggregates and the locked criteria to a go/no-go Decision (pure; rendered by eval.report.render).
 
-A criterion kind is a row of KINDS: which backend's aggregate it reads, the observed value, the interval
-that goes with it, and the direction the threshold bounds. The decision rule (criteria file) then says
-how an observed value meets its threshold: `point` compares the value itself; `confidence` runs a
-one-sided test at the rule's level on the interval's bounds (a regression passes when its upper bound
-is within the threshold, fails when its lower bound is beyond it, and is otherwise inconclusive).
+A criterion bounds an eval.measures.Measure: which statistic of the candidate's aggregate it reads (minus
+the reference's, for a regression), the interval that goes with it, and the direction of the bound. The
+decision rule (criteria file) then says how an observed value meets its threshold, one verdict function
+each: `point` compares the value itself (_point_verdict); `confidence` runs a one-sided test at the rule's
+level on the interval's bounds (_confidence_verdict: a regression passes when its upper bound is within
+the threshold, fails when its lower bound is beyond it, and is otherwise inconclusive).
 """
 
 import dataclasses
 
 from eval.decision import statistics
-from eval.decision.intervals import PASS_RATE, mean_name, regression_name
 from eval.inputs.criteria import ALL, CONFIDENCE, EACH
+from eval.measures import MAX, MIN, Measure
 from eval.scoring.scores import BASELINE, CANDIDATE, INCUMBENT, round_metric  # noqa: F401 (re-exported)
 
 PASS, FAIL, INSUFFICIENT, INCONCLUSIVE = "pass", "fail", "insufficient_data", "inconclusive"
 COMPLETENESS_ID = "evaluation_complete"
-AT_LEAST, AT_MOST = ">=", "<="
-
-
-@dataclasses.dataclass(frozen=True)
-class _Kind:
-    """How a criterion kind is measured: a statistic of an Aggregate, the direction, the reference, and
-    the name of the candidate Aggregate's interval on the same quantity (eval.decision.intervals).
-
-    With `vs_baseline`, the observed value is the reference's statistic minus the candidate's (a
-    regression, positive when the candidate is worse); the reference is the criterion's `vs`, rembg unless
-    it names the incumbent. Otherwise the observed value is the candidate's statistic.
-    """
-
-    label: str
-    metric: str  # PASS_RATE, or the per-image metric whose mean is measured (an Aggregate field)
-    op: str  # AT_LEAST: observed must reach the threshold; AT_MOST: must not exceed it
-    vs_baseline: bool = False
-
-    def statistic(self, aggregate):
-        return aggregate.pass_rate if self.metric == PASS_RATE else getattr(aggregate, self.metric)["mean"]
-
-    def interval_name(self, vs):
-        """The candidate Aggregate's interval on what this kind measures (against `vs` for a regression)."""
-        if self.vs_baseline:
-            return regression_name(self.metric, vs)
-        return PASS_RATE if self.metric == PASS_RATE else mean_name(self.metric)
-
-
-# One row per kind of eval.inputs.criteria.KINDS (a test keeps them equal).
-KINDS = {
-    "min_pass_rate": _Kind("candidate pass rate", PASS_RATE, AT_LEAST),
-    "min_mean_iou": _Kind("candidate mean IoU", "mask_iou", AT_LEAST),
-    "max_mean_iou_regression": _Kind("mean-IoU regression vs {vs}", "mask_iou", AT_MOST, True),
-    "min_mean_boundary_iou": _Kind("candidate mean Boundary IoU", "boundary_iou", AT_LEAST),
-    "max_mean_boundary_iou_regression": _Kind("mean-Boundary-IoU regression vs {vs}", "boundary_iou", AT_MOST, True),
-}
+OPERATORS = {MIN: ">=", MAX: "<="}  # how a summary writes a bound
 
 
 @dataclasses.dataclass(frozen=True)
 class CriterionResult:
     id: str
-    kind: str
+    kind: str | None  # the criterion's schema_version 1 or 2 kind; None in version 3 (`measure` says it all)
     corpus: str
     failure_class: str
     threshold: float
@@ -73,6 +39,7 @@ class CriterionResult:
     interval: statistics.Interval | None = None
     images_needed: int | None = None  # inconclusive only: about how many images would decide it
     vs: str | None = None  # a regression's reference (rembg or incumbent); None for the other kinds
+    measure: Measure | None = None  # what the criterion bounds; None for the completeness check
 
     @property
     def passed(self):
@@ -148,10 +115,16 @@ def _evidence_problem(where, n, n_empty, criteria):
     return None
 
 
-def _confidence_verdict(kind, observed, interval, threshold, n):
+def _point_verdict(bound, observed, threshold):
+    """(status, margin) of the observed value itself against the threshold (inclusive)."""
+    margin = round_metric(observed - threshold if bound == MIN else threshold - observed)
+    return PASS if margin >= 0 else FAIL, margin
+
+
+def _confidence_verdict(bound, observed, interval, threshold, n):
     """(status, margin, images_needed) of a one-sided test on `interval`'s bounds; a bound equal to the
     threshold is within it (as the point rule's thresholds are inclusive)."""
-    if kind.op == AT_MOST:
+    if bound == MAX:
         margin, beyond = threshold - interval.upper, interval.lower > threshold
     else:
         margin, beyond = interval.lower - threshold, interval.upper < threshold
@@ -174,36 +147,46 @@ def _confidence_summary(status, interval, threshold, images_needed):
     return f"{level} straddle {threshold:.4f}: inconclusive, which is never a go; {more}"
 
 
+def _observe(measure, candidate, reference, where, n, n_empty, threshold):
+    """(observed value, summary) of `measure` on the candidate's (and its reference's) aggregate."""
+    cand_value = measure.value(candidate)
+    if measure.vs:
+        ref_value = measure.value(reference)
+        observed = round_metric(ref_value - cand_value)
+        detail = f" (candidate {cand_value:.4f} vs {measure.vs} {ref_value:.4f})"
+    else:
+        observed, detail = cand_value, ""
+    empty = f", {n_empty} with empty ground truth" if n_empty else ""
+    return observed, (f"{measure.label} {observed:.4f} on {where} (n={n}{empty}){detail} must be "
+                      f"{OPERATORS[measure.bound]} {threshold:.4f}")
+
+
 def _measure(criterion, failure_class, table, criteria):
-    kind, rule = KINDS[criterion.kind], criteria.decision_rule
+    measure, rule = criterion.measure, criteria.decision_rule
     candidate = table.get((CANDIDATE, criterion.corpus, failure_class))
-    baseline = table.get((criterion.vs, criterion.corpus, failure_class))  # the reference: rembg or the incumbent
+    # rembg is scored on every image the candidate is, so a candidate-only measure needs it present too.
+    reference_name = measure.vs or BASELINE
+    reference = table.get((reference_name, criterion.corpus, failure_class))
     n = candidate.n_images if candidate else 0
     n_empty = candidate.n_empty_truth if candidate else 0
     where = f"{criterion.corpus}/{failure_class}"
     base = dict(id=criterion.id if criterion.failure_class != EACH else f"{criterion.id}[{failure_class}]",
                 kind=criterion.kind, corpus=criterion.corpus, failure_class=failure_class,
-                threshold=criterion.threshold, n_images=n, n_empty_truth=n_empty,
-                vs=criterion.vs if kind.vs_baseline else None)
+                threshold=criterion.threshold, n_images=n, n_empty_truth=n_empty, vs=measure.vs, measure=measure)
     problem = _evidence_problem(where, n, n_empty, criteria)
-    if problem or baseline is None:
+    if problem or reference is None:
         return CriterionResult(**base, observed=None, margin=None, status=INSUFFICIENT,
-                               summary=problem or f"insufficient data on {where}: no {criterion.vs} result")
-    cand_value, base_value = kind.statistic(candidate), kind.statistic(baseline)
-    observed = round_metric(base_value - cand_value) if kind.vs_baseline else cand_value
-    interval = candidate.intervals.get(kind.interval_name(criterion.vs))
-    detail = f" (candidate {cand_value:.4f} vs {criterion.vs} {base_value:.4f})" if kind.vs_baseline else ""
-    empty = f", {n_empty} with empty ground truth" if n_empty else ""
-    summary = (f"{kind.label.format(vs=criterion.vs)} {observed:.4f} on {where} (n={n}{empty}){detail} must be "
-               f"{kind.op} {criterion.threshold:.4f}")
+                               summary=problem or f"insufficient data on {where}: no {reference_name} result")
+    observed, summary = _observe(measure, candidate, reference, where, n, n_empty, criterion.threshold)
+    interval = candidate.intervals.get(measure.interval_name)
     if rule.kind != CONFIDENCE:
-        margin = round_metric(observed - criterion.threshold if kind.op == AT_LEAST else criterion.threshold - observed)
-        return CriterionResult(**base, observed=observed, margin=margin, status=PASS if margin >= 0 else FAIL,
-                               summary=summary, interval=interval)
+        status, margin = _point_verdict(measure.bound, observed, criterion.threshold)
+        return CriterionResult(**base, observed=observed, margin=margin, status=status, summary=summary,
+                               interval=interval)
     if interval is None:  # never expected: the gate computes every interval; fail closed all the same
         return CriterionResult(**base, observed=observed, margin=None, status=INCONCLUSIVE, interval=None,
                                summary=f"{summary}: no interval was computed; inconclusive, never a go")
-    status, margin, needed = _confidence_verdict(kind, observed, interval, criterion.threshold, n)
+    status, margin, needed = _confidence_verdict(measure.bound, observed, interval, criterion.threshold, n)
     return CriterionResult(**base, observed=observed, margin=margin, status=status, interval=interval,
                            images_needed=needed, summary=f"{summary} at {rule.level:.0%} confidence; "
                            f"{_confidence_summary(status, interval, criterion.threshold, needed)}")
@@ -227,7 +210,7 @@ def _holm(results, level):
     keeps the chance of calling ANY criterion a clear miss when none is at most 1 - level as well.
     """
     tested = [r for r in results if r.status in (PASS, FAIL, INCONCLUSIVE) and r.interval is not None]
-    favourable = {r.id: (r.interval.lower if KINDS[r.kind].op == AT_MOST else r.interval.upper)
+    favourable = {r.id: (r.interval.lower if r.measure.bound == MAX else r.interval.upper)
                   for r in tested}
     p = {r.id: statistics.miss_p_value(r.observed, favourable[r.id], level, r.threshold) for r in tested}
     misses = sorted((r for r in tested if r.status == FAIL), key=lambda r: (p[r.id], r.id))

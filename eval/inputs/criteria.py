@@ -14,16 +14,12 @@ import re
 
 import re2
 
+from eval import measures
 from eval.errors import GateInputError
 from eval.inputs.yaml_config import load_yaml
+from eval.measures import CONFIDENCE, LEGACY_KINDS, POINT, REFERENCES, Measure
 
 CORPORA = ("test", "flagged")
-POINT, CONFIDENCE = "point", "confidence"
-KINDS = ("min_pass_rate", "min_mean_iou", "max_mean_iou_regression", "min_mean_boundary_iou",
-         "max_mean_boundary_iou_regression")
-REFERENCES = ("rembg", "incumbent")  # what a regression criterion is measured against (`vs`)
-# The kinds measured against a reference (eval.decision.decide.KINDS' vs_baseline rows; a test keeps them equal).
-REGRESSION_KINDS = ("max_mean_iou_regression", "max_mean_boundary_iou_regression")
 ALL = "all"
 EACH = "each"
 UNCLASSIFIED = "unclassified"
@@ -35,14 +31,29 @@ DEFAULT_MAX_EMPTY_TRUTH_SHARE = 0.1
 
 _UNIT = {"type": "number", "minimum": 0, "maximum": 1}
 _ID = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}\\Z"}  # \Z: Python's $ also matches before a final "\n"
+_WHERE = {"id": _ID, "corpus": {"enum": list(CORPORA)}, "failure_class": {"type": "string"}, "threshold": _UNIT}
+
+
+def _criterion_schema(measure):
+    required = ["id", *measure, "corpus", "failure_class", "threshold"]
+    return {"type": "object", "additionalProperties": False, "required": [r for r in required if r != "vs"],
+            "properties": {**_WHERE, **measure}}
+
+
+# A criterion names its measure (eval.measures) by a `kind` in schema_version 1 and 2, by its parts in 3.
+_CRITERION = {
+    2: _criterion_schema({"kind": {"enum": list(LEGACY_KINDS)}, "vs": {"enum": list(REFERENCES)}}),
+    3: _criterion_schema({"metric": {"enum": list(measures.METRICS)}, "statistic": {"enum": list(measures.STATISTICS)},
+                          "bound": {"enum": [measures.MIN, measures.MAX]}, "vs": {"enum": [None, *REFERENCES]}}),
+}
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "required": ["schema_version", "example_values", "iou_pass_threshold", "min_images",
                  "failure_classes", "criteria"],
     "properties": {
-        "schema_version": {"enum": [1, 2]},
-        "decision_rule": {  # schema_version 2 only (checked below)
+        "schema_version": {"enum": [1, 2, 3]},
+        "decision_rule": {  # schema_version 2 and 3 only (checked below)
             "type": "object",
             "additionalProperties": False,
             "required": ["kind"],
@@ -80,20 +91,11 @@ SCHEMA = {
                 },
             },
         }},
-        "criteria": {"type": "array", "minItems": 1, "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["id", "kind", "corpus", "failure_class", "threshold"],
-            "properties": {
-                "id": _ID,
-                "kind": {"enum": list(KINDS)},
-                "corpus": {"enum": list(CORPORA)},
-                "failure_class": {"type": "string"},
-                "threshold": _UNIT,
-                "vs": {"enum": list(REFERENCES)},
-            },
-        }},
+        "criteria": {"type": "array", "minItems": 1},  # items: _CRITERION[schema_version], below
     },
+    "if": {"properties": {"schema_version": {"const": 3}}},
+    "then": {"properties": {"criteria": {"items": _CRITERION[3]}}},
+    "else": {"properties": {"criteria": {"items": _CRITERION[2]}}},
 }
 
 
@@ -128,11 +130,20 @@ class FailureClass:
 @dataclasses.dataclass(frozen=True)
 class Criterion:
     id: str
-    kind: str
+    measure: Measure  # what it bounds; its `vs` is a regression's reference (rembg or the incumbent checkpoint)
     corpus: str
     failure_class: str  # a class id, ALL, or EACH (expanded by the decision step)
     threshold: float
-    vs: str = "rembg"  # the reference of a regression criterion: rembg, or the incumbent checkpoint
+    kind: str | None = None  # the schema_version 1 or 2 name of `measure`; None in schema_version 3
+
+    @classmethod
+    def of_kind(cls, id, kind, corpus, failure_class, threshold, vs=REFERENCES[0]):
+        """A criterion as schema_version 1 and 2 write it (`vs`: a regression kind's reference)."""
+        return cls(id, measures.legacy_measure(kind, vs), corpus, failure_class, threshold, kind)
+
+    @property
+    def vs(self):
+        return self.measure.vs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,20 +232,37 @@ def _failure_class(raw, path):
 
 
 def _decision_rule(data, path):
-    """schema_version 1 has no decision_rule and decides on point values; version 2 must state its rule."""
+    """schema_version 1 has no decision_rule and decides on point values; later versions must state their rule."""
     raw = data.get("decision_rule")
     if data["schema_version"] == 1:
         if raw is not None:
-            raise GateInputError(path, "decision_rule needs schema_version: 2")
+            raise GateInputError(path, "decision_rule needs schema_version: 2 or 3")
         return DecisionRule()
     if raw is None:
-        raise GateInputError(path, "schema_version 2 requires decision_rule: {kind: point} or "
-                                   "{kind: confidence, level: 0.95}")
+        raise GateInputError(path, f"schema_version {data['schema_version']} requires decision_rule: {{kind: point}} "
+                                   "or {kind: confidence, level: 0.95}")
     if raw["kind"] == CONFIDENCE and "level" not in raw:
         raise GateInputError(path, "decision_rule of kind confidence requires a level (e.g. 0.95)")
     if raw["kind"] == POINT and raw.get("holm"):
         raise GateInputError(path, "decision_rule: holm applies to the confidence rule only")
     return DecisionRule(raw["kind"], float(raw.get("level", DecisionRule.level)), bool(raw.get("holm", False)))
+
+
+def _criterion(raw, rule, path):
+    """A Criterion from its schema-checked entry: a legacy `kind`, or (schema_version 3) its measure's parts,
+    which must be a measure the decision rule can bound."""
+    where = dict(id=raw["id"], corpus=raw["corpus"], failure_class=raw["failure_class"],
+                 threshold=float(raw["threshold"]))
+    if "kind" in raw:
+        if "vs" in raw and not LEGACY_KINDS[raw["kind"]][3]:
+            raise GateInputError(path, f"criterion {raw['id']!r}: `vs` names the reference of a regression; kind "
+                                       f"{raw['kind']!r} measures the candidate alone")
+        return Criterion.of_kind(**where, kind=raw["kind"], vs=raw.get("vs", REFERENCES[0]))
+    measure = Measure(raw["metric"], raw["statistic"], raw["bound"], raw.get("vs"))
+    problem = measure.problem(rule.kind)
+    if problem:
+        raise GateInputError(path, f"criterion {raw['id']!r} ({rule.kind} rule): {problem}")
+    return Criterion(measure=measure, **where)
 
 
 def load_criteria(path):
@@ -246,14 +274,9 @@ def load_criteria(path):
     for c in classes:
         if c.id in _RESERVED:
             raise GateInputError(path, f"failure class id {c.id!r} is reserved ({', '.join(_RESERVED)})")
-    criteria = tuple(Criterion(r["id"], r["kind"], r["corpus"], r["failure_class"], float(r["threshold"]),
-                               r.get("vs", REFERENCES[0])) for r in data["criteria"])
+    criteria = tuple(_criterion(raw, rule, path) for raw in data["criteria"])
     _unique([c.id for c in criteria], "criterion", path)
     known = {ALL, EACH, UNCLASSIFIED, *(c.id for c in classes)}
-    for raw, c in zip(data["criteria"], criteria):
-        if "vs" in raw and c.kind not in REGRESSION_KINDS:
-            raise GateInputError(path, f"criterion {c.id!r}: `vs` names the reference of a regression; kind "
-                                       f"{c.kind!r} measures the candidate alone")
     for c in criteria:
         if c.failure_class not in known:
             raise GateInputError(path, f"criterion {c.id!r} names unknown failure class {c.failure_class!r}; "

@@ -15,8 +15,8 @@ import jinja2
 
 from eval import sanitise
 from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT
-from eval.decision.intervals import PASS_RATE, mean_name, regression_name
 from eval.inputs.criteria import CONFIDENCE
+from eval.measures import MAX, MEAN, RATE, Measure, regression_name, value_name
 from eval.report import forest
 from eval.report import gallery as gallery_lib
 from eval.scoring import class_audit
@@ -25,8 +25,18 @@ SCHEMA = "pottery-gate-metrics/v2"
 markdown_text = sanitise.markdown  # the name callers used before eval.sanitise existed
 
 
+def criterion_record(result):
+    """A CriterionResult as metrics.json holds it: a schema_version 3 criterion (no `kind`) also names its
+    measure's metric, statistic and bound; a version 1 or 2 criterion's `kind` says them."""
+    record = dataclasses.asdict(result)
+    measure = record.pop("measure")
+    if result.kind is None and measure:
+        record.update({k: measure[k] for k in ("metric", "statistic", "bound")})
+    return record
+
+
 def _decision_dict(decision):
-    return {"recommendation": decision.recommendation, "deciding_criterion": dataclasses.asdict(decision.deciding),
+    return {"recommendation": decision.recommendation, "deciding_criterion": criterion_record(decision.deciding),
             "decision_rule": dataclasses.asdict(decision.rule)}
 
 
@@ -37,7 +47,7 @@ def metrics_document(result):
         **_decision_dict(result.decision),
         "example_criteria_values": result.example_values,
         "provenance": result.provenance,
-        "criteria_results": [dataclasses.asdict(r) for r in result.decision.results],
+        "criteria_results": [criterion_record(r) for r in result.decision.results],
         "aggregates": [dataclasses.asdict(a) for a in result.aggregates],
         "per_image": [dataclasses.asdict(s) for s in result.scores],
         "not_evaluated": [dataclasses.asdict(n) for n in result.not_evaluated],
@@ -104,8 +114,9 @@ def _side_by_side(result):
             "corpus": corpus, "failure_class": failure_class, "n": cand.n_images,
             "base_iou": base.mask_iou["mean"], "cand_iou": cand.mask_iou["mean"],
             "delta_iou": cand.mask_iou["mean"] - base.mask_iou["mean"],
-            "cand_iou_ci": cand.intervals.get(mean_name("mask_iou")),
-            "delta_ci": _improvement(cand.intervals, BASELINE), "cand_pass_ci": cand.intervals.get(PASS_RATE),
+            "cand_iou_ci": cand.intervals.get(value_name("mask_iou", MEAN)),
+            "delta_ci": _improvement(cand.intervals, BASELINE),
+            "cand_pass_ci": cand.intervals.get(value_name("passed", RATE)),
             "base_median": base.mask_iou["median"], "cand_median": cand.mask_iou["median"],
             "base_p10": base.mask_iou["p10"], "cand_p10": cand.mask_iou["p10"],
             "base_p90": base.mask_iou["p90"], "cand_p90": cand.mask_iou["p90"],
@@ -180,13 +191,14 @@ def gallery_files(result):
 
 
 FOREST_FILE = "forest.png"
+_FOREST_MEASURE = Measure("mask_iou", MEAN, MAX, BASELINE)  # the criterion a forest row shows: mean-IoU regression
 
 
 def forest_rows(result):
     """Forest-plot rows: candidate - rembg mean IoU per corpus and class, with the regression criterion
     that reads each row (its threshold and status), in the report's table order."""
     criteria = {(r.corpus, r.failure_class): r for r in result.decision.results
-                if r.kind == "max_mean_iou_regression" and r.vs == BASELINE}
+                if r.measure == _FOREST_MEASURE}
     rows = []
     for row in _side_by_side(result):
         if row["delta_ci"] is None:
