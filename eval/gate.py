@@ -153,7 +153,8 @@ def combine(shards, snapshot, criteria, provenance, gallery_size=3):
     picker = gallery_lib.GalleryPicker.from_cases((c for shard in shards for c in shard.gallery_cases),
                                                   gallery_size)
     # Resampling seeds come from the run key: the same run gets the same intervals, however it was sharded.
-    aggregates = with_intervals(aggregate(scores), scores, provenance["run_key"], criteria.decision_rule.level)
+    aggregates = with_intervals(aggregate(scores), scores, provenance["run_key"], criteria.decision_rule.level,
+                                [c.measure for c in criteria.criteria])
     decision = decide(criteria, aggregates, len(not_evaluated))
     flagged = [row for i in snapshot.items if i.corpus == FLAGGED for row in i.rows]
     return GateResult(provenance, tuple(scores), aggregates, not_evaluated, snapshot.exclusions, decision,
