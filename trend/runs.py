@@ -11,11 +11,11 @@ import math
 import pathlib
 
 from eval.errors import GateInputError
-from eval.measures import MEAN, value_name
+from eval.measures import MEAN, interval_metrics, value_name
 
 SCHEMAS = ("pottery-gate-metrics/v1", "pottery-gate-metrics/v2")
 TIMINGS_SCHEMA_PREFIX = "pottery-gate-timings/"
-METRICS = ("mask_iou", "boundary_iou")
+METRICS = interval_metrics()  # the metrics whose means, with intervals, every run records: mask and Boundary IoU
 @dataclasses.dataclass(frozen=True)
 class Stat:
     """A mean with its interval when the run recorded one."""
