@@ -5,6 +5,7 @@ import dataclasses
 import os
 
 from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT, decide
+from eval.accumulator import merged
 from eval.decision.intervals import with_intervals
 from eval.errors import GateInputError
 from eval.inputs import images
@@ -68,50 +69,95 @@ def _predict(backend, photos, keys):
         return masks, errors
 
 
-def _batches(items, size):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def _batching_order(item):
     """Sort key putting photos of one aspect ratio side by side.
 
     The candidate runs a batch as one forward pass per letterboxed shape (its masks do not depend on the
     batch), so batches of like-shaped photos keep batching fast. The order changes no result: scores,
-    failures and the gallery are ordered by image id when shards are combined.
+    failures and the gallery are ordered by image id when shards are merged.
     """
     size = None if item.problem else images.oriented_size(item.image_path)
     return (0, size[1] / size[0], size) if size else (1, 0.0, (0, 0))
 
 
-@dataclasses.dataclass(frozen=True)
-class ShardResult:
-    """What scoring a subset of the images yields; shards combine into one GateResult in any grouping."""
+def batches(items, batch_size):
+    """The batches a run infers `items` in: per corpus (test, then flagged), like-shaped photos together,
+    `batch_size` each. A single process and the Modal app's shards infer these same batches."""
+    out = []
+    for corpus in (TEST, FLAGGED):
+        members = sorted((i for i in items if i.corpus == corpus), key=_batching_order)
+        out += [members[start:start + batch_size] for start in range(0, len(members), batch_size)]
+    return out
 
-    scores: tuple
-    not_evaluated: tuple
-    gallery_cases: tuple
+
+@dataclasses.dataclass
+class ShardResult:
+    """What scoring a subset of the images yields: an accumulator (eval.accumulator) of the per-image
+    scores, the images not evaluated and the gallery picks. Shards merge in any grouping to the same
+    `result`."""
+
+    gallery: gallery_lib.GalleryPicker
+    scores: list = dataclasses.field(default_factory=list)
+    not_evaluated: list = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def empty(cls, gallery_size):
+        return cls(gallery_lib.GalleryPicker(gallery_size))
+
+    def update(self, scores=(), missing=(), case=None):
+        """Add one image's scores (one per backend), failures, and its gallery case when the picker wanted it."""
+        self.scores.extend(scores)
+        self.not_evaluated.extend(missing)
+        if case is not None:
+            self.gallery.update(case)
+
+    def merge(self, other):
+        self.scores.extend(other.scores)
+        self.not_evaluated.extend(other.not_evaluated)
+        self.gallery.merge(other.gallery)
+        return self
+
+    def result(self):
+        """(scores sorted by (corpus, image_id, backend), NotEvaluated sorted and one per image with every
+        reason, (best, worst) gallery picks)."""
+        reasons = {}
+        for m in self.not_evaluated:
+            key = (m.corpus, m.image_id)  # one image may fail in several backends: report it once
+            reasons[key] = f"{reasons[key]}; {m.reason}" if key in reasons else m.reason
+        not_evaluated = tuple(NotEvaluated(c, i, r) for (c, i), r in sorted(reasons.items()))
+        scores = tuple(sorted(self.scores, key=lambda s: (s.corpus, s.image_id, s.source_backend)))
+        return scores, not_evaluated, self.gallery.result()
+
+
+def _gallery_case(picker, item, scored, photo, truth, predictions):
+    """The image's gallery case when `picker` wants it (thumbnails are made only then), else None."""
+    delta = gallery_lib.iou_delta(scored[BASELINE].mask_iou, scored[CANDIDATE].mask_iou)
+    if not picker.wants(delta, item.corpus, item.image_id):
+        return None
+    key = _key(item)
+    incumbent_view = (scored[INCUMBENT], predictions[INCUMBENT][key]) if INCUMBENT in scored else None
+    return gallery_lib.make_case(scored[BASELINE], scored[CANDIDATE], photo, truth, predictions[BASELINE][key],
+                                 predictions[CANDIDATE][key], incumbent_view)
 
 
 def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size=3, progress=None, label="",
                 incumbent=None):
-    """Run every backend on `items` (one corpus or a shard of one) and score every prediction.
+    """Run every backend on `items` (one corpus or a shard) and score every prediction; a ShardResult.
 
     An image is scored only when every backend predicted it, so all backends are compared on the same images.
     """
     backends = tuple(b for b in (baseline, candidate, incumbent) if b is not None)
     names = tuple(b.name for b in backends)
-    scores, missing = [], []
-    picker = gallery_lib.GalleryPicker(gallery_size)
+    shard = ShardResult.empty(gallery_size)
     if progress:
         progress.start(label, len(items))
     # Decoding (Pillow releases the GIL) overlaps across cores; inference stays in this thread.
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for batch in _batches(sorted(items, key=_batching_order), batch_size):
+        for batch in batches(items, batch_size):
             decoded = {}
             for item, outcome in zip(batch, pool.map(_try_decode, batch)):  # map keeps the input order
                 if isinstance(outcome, GateInputError):
-                    missing.append(NotEvaluated(item.corpus, item.image_id, str(outcome)))
+                    shard.update(missing=[NotEvaluated(item.corpus, item.image_id, str(outcome))])
                 else:
                     decoded[_key(item)] = outcome
             keys = list(decoded)
@@ -120,7 +166,7 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
             for backend in backends:
                 masks, errors = _predict(backend, photos, keys)
                 predictions[backend.name] = masks
-                missing.extend(NotEvaluated(*key, reason) for key, reason in errors.items())
+                shard.update(missing=[NotEvaluated(*key, reason) for key, reason in errors.items()])
             for item in batch:
                 key = _key(item)
                 if not all(key in predictions[b] for b in names):
@@ -129,36 +175,23 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
                 classes = criteria.classify_rows(item.rows) if item.corpus == FLAGGED else ()
                 scored = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][key],
                                          criteria.iou_pass_threshold) for b in names}
-                scores.extend(scored.values())
-                delta = gallery_lib.iou_delta(scored[BASELINE].mask_iou, scored[CANDIDATE].mask_iou)
-                if picker.wants(delta, item.corpus, item.image_id):
-                    incumbent_view = (scored[INCUMBENT], predictions[INCUMBENT][key]) if INCUMBENT in scored else None
-                    picker.add(gallery_lib.make_case(scored[BASELINE], scored[CANDIDATE], photo, truth,
-                                                     predictions[BASELINE][key], predictions[CANDIDATE][key],
-                                                     incumbent_view))
+                shard.update(scored.values(), case=_gallery_case(shard.gallery, item, scored, photo, truth,
+                                                                 predictions))
             if progress:
                 progress.advance(len(batch))
-    return ShardResult(tuple(scores), tuple(missing), picker.best + picker.worst)
+    return shard
 
 
 def combine(shards, snapshot, criteria, provenance, gallery_size=3):
-    """Aggregate, decide and pick the gallery from shard results; independent of how items were sharded."""
-    merged = {}
-    for m in (m for shard in shards for m in shard.not_evaluated):
-        key = (m.corpus, m.image_id)  # one image may fail in both backends: report it once
-        merged[key] = f"{merged[key]}; {m.reason}" if key in merged else m.reason
-    not_evaluated = tuple(NotEvaluated(c, i, r) for (c, i), r in sorted(merged.items()))
-    scores = sorted((s for shard in shards for s in shard.scores),
-                    key=lambda s: (s.corpus, s.image_id, s.source_backend))
-    picker = gallery_lib.GalleryPicker.from_cases((c for shard in shards for c in shard.gallery_cases),
-                                                  gallery_size)
+    """Merge the shards' results, aggregate and decide; independent of how items were sharded."""
+    scores, not_evaluated, (best, worst) = merged(ShardResult.empty(gallery_size), shards).result()
     # Resampling seeds come from the run key: the same run gets the same intervals, however it was sharded.
     aggregates = with_intervals(aggregate(scores), scores, provenance["run_key"], criteria.decision_rule.level,
                                 [c.measure for c in criteria.criteria])
     decision = decide(criteria, aggregates, len(not_evaluated))
     flagged = [row for i in snapshot.items if i.corpus == FLAGGED for row in i.rows]
-    return GateResult(provenance, tuple(scores), aggregates, not_evaluated, snapshot.exclusions, decision,
-                      picker.best, picker.worst, criteria.example_values, audit_classes(criteria, flagged))
+    return GateResult(provenance, scores, aggregates, not_evaluated, snapshot.exclusions, decision,
+                      best, worst, criteria.example_values, audit_classes(criteria, flagged))
 
 
 def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None,

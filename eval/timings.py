@@ -75,7 +75,10 @@ class _PeakSampler:
 
 
 class Meter:
-    """Collects per-image latencies and memory peaks per backend name; thread-compatible, not thread-safe."""
+    """Collects per-image latencies and memory peaks per backend name; thread-compatible, not thread-safe.
+
+    An accumulator (eval.accumulator): `measure` is its update, `merge` adds a shard's Meter, `result` summarises.
+    """
 
     def __init__(self, torch_device="cpu", clock=time.perf_counter):
         self._device, self._clock = torch_device, clock
@@ -111,7 +114,7 @@ class Meter:
             for backend, peak in theirs.items():
                 mine[backend] = max(mine.get(backend, 0), peak)
 
-    def summary(self):
+    def result(self):
         """{backend: {images_timed, latency_ms: {median, p90, mean}, peak_memory_mb: {rss, accelerator}}}."""
         found = {}
         for backend in sorted(set(self._latencies) | set(self._rss)):
@@ -127,7 +130,7 @@ class Meter:
     def document(self, run_key):
         """timings.json's content: which run, on which device, and the summary."""
         return {"schema": SCHEMA, "run_key": run_key, "device": self._described or device_description(self._device),
-                "backends": self.summary(),
+                "backends": self.result(),
                 "method": "latency = batch wall time / images in the batch (cache hits not timed); peak RSS of "
                           "the gate process sampled every 5 ms while the backend ran"}
 

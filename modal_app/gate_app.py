@@ -11,13 +11,15 @@
                             eval.inputs.volumes.fetch, the same code as the CLI's modal:// inputs), checks the
                             destination, then deals whole inference batches into shards and maps them;
   `score_shard` (GPU, xN)   builds both backends (eval.pipeline.make_backends) and runs
-                            eval.gate.score_items on each of its batches -> one ShardResult;
-  `gate` again              eval.gate.combine + render.render_all + outputs.Destination.publish onto the
-                            output Volume, commits it, and returns a summary; `main` exits 0/1/2 as the CLI.
+                            eval.gate.score_items on each of its batches, merging them into one ShardResult;
+  `gate` again              eval.gate.combine (a merge of the shards' results) + render.render_all +
+                            outputs.Destination.publish onto the output Volume, commits it, and returns a
+                            summary; `main` exits 0/1/2 as the CLI.
 
-Shards hold whole batches exactly as a single-process run forms them (per corpus, `batch_size` images
-in snapshot order), so the candidate sees the same batches and metrics.json is byte-identical to
-`run_gate` with the same settings, whatever the shard count (tests/test_modal_app.py).
+Shards hold whole batches of eval.gate.batches, the batches a single-process run infers, so the
+candidate sees the same batches; ShardResult is an accumulator (eval.accumulator) whose merge is
+independent of grouping, so metrics.json is byte-identical to `run_gate` with the same settings, whatever
+the shard count (tests/test_modal_app.py).
 
 Importing this module makes no network call and needs no credentials: modal.App, Image and function
 definitions are lazy, and Volumes are looked up only when `main` runs. Every function body is plain
@@ -36,15 +38,13 @@ from eval import options as options_lib
 from eval import pipeline, sanitise
 from eval.decision.decide import EXAMPLE_VALUES_WARNING, recommendation_line
 from eval.errors import GateInputError
-from eval.gate import ShardResult, combine, score_items
+from eval.gate import ShardResult, batches, combine, score_items
 from eval.inputs import volumes
 from eval.inputs.baseline_config import load_baseline_config
 from eval.inputs.checkpoint import read_allowlist, resolve_checkpoint
 from eval.inputs.criteria import load_criteria
-from eval.inputs.snapshot import FLAGGED, TEST
 from eval.progress import Progress
 from tracking.wandb_run import TrackingOptions, harness_commit, track
-from eval.report import gallery as gallery_lib
 
 APP_NAME = "pottery-gate"
 # The image's Python, to the micro version: metrics.json records it (provenance.libraries.python), so a
@@ -197,19 +197,15 @@ def _modal_volumes(names):
 # --- sharding ---------------------------------------------------------------------------------------------
 
 def plan_shards(items, batch_size, n_shards):
-    """Deal whole batches into at most `n_shards` contiguous shards.
+    """Deal the gate's own batches (eval.gate.batches) into at most `n_shards` contiguous shards.
 
-    A batch is formed exactly as eval.gate.evaluate forms it in a single process (per corpus, test then
-    flagged, `batch_size` items in snapshot order), so every image is inferred in the same batch as in a
-    local run. Returns a list of shards, each a list of batches, each a list of EvalItem.
+    Every image is inferred in the same batch as in a single-process run. Returns a list of shards, each a
+    list of batches, each a list of EvalItem.
     """
-    batches = []
-    for corpus in (TEST, FLAGGED):
-        members = [i for i in items if i.corpus == corpus]
-        batches += [members[start:start + batch_size] for start in range(0, len(members), batch_size)]
-    count = max(1, min(n_shards, len(batches)))
-    bounds = [k * len(batches) // count for k in range(count + 1)]  # strictly increasing: no empty shard
-    return [batches[bounds[k]:bounds[k + 1]] for k in range(count)]
+    plan = batches(items, batch_size)
+    count = max(1, min(n_shards, len(plan)))
+    bounds = [k * len(plan) // count for k in range(count + 1)]  # strictly increasing: no empty shard
+    return [plan[bounds[k]:bounds[k + 1]] for k in range(count)]
 
 
 def shard_keys(shard):
@@ -219,13 +215,6 @@ def shard_keys(shard):
 
 def auto_shard_count(n_items):
     return max(1, math.ceil(n_items / IMAGES_PER_SHARD))
-
-
-def merge_results(results, gallery_size):
-    """One ShardResult from several; the gallery keeps only what could still be picked (top/bottom k)."""
-    picker = gallery_lib.GalleryPicker.from_cases((c for r in results for c in r.gallery_cases), gallery_size)
-    return ShardResult(tuple(s for r in results for s in r.scores),
-                       tuple(m for r in results for m in r.not_evaluated), picker.best + picker.worst)
 
 
 _BACKENDS = {}  # per process: a warm container scores several shards with the same models
@@ -256,12 +245,12 @@ def run_shard(job, mounts):
         return {"index": job["index"], "error": [err.where, err.problem]}
     progress = Progress(options.quiet)
     progress.start(f"shard {job['index'] + 1}/{job['count']}", sum(len(b) for b in job["batches"]))
-    results = []
+    result = ShardResult.empty(options.gallery_size)
     for batch in job["batches"]:
-        results.append(score_items(list(batch), job["criteria"], backends.baseline, backends.candidate,
-                                   options.batch_size, options.gallery_size, incumbent=backends.incumbent))
+        result.merge(score_items(list(batch), job["criteria"], backends.baseline, backends.candidate,
+                                 options.batch_size, options.gallery_size, incumbent=backends.incumbent))
         progress.advance(len(batch))
-    return {"index": job["index"], "result": merge_results(results, options.gallery_size),
+    return {"index": job["index"], "result": result,
             "backends": {b.name: b.provenance() for b in backends.present}}
 
 

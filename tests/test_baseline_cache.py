@@ -110,9 +110,10 @@ def test_a_corrupted_cache_never_changes_the_gate_result(rembg):
     items = [i for i in snapshot.items if i.corpus == "test"]
 
     def scores():
-        result = score_items(items, criteria, CachedBackend(rembg, work / "cache"), candidate)
-        assert result.not_evaluated == ()
-        return result.scores
+        shard = score_items(items, criteria, CachedBackend(rembg, work / "cache"), candidate)
+        scored, not_evaluated, _ = shard.result()
+        assert not_evaluated == ()
+        return scored
 
     reference = scores()
     files = entries(work / "cache")

@@ -37,7 +37,7 @@ def test_latency_is_batch_time_per_image_with_numpy_percentiles():
     for n in (4, 2, 1):
         with meter.measure("candidate", n):
             pass
-    entry = meter.summary()["candidate"]
+    entry = meter.result()["candidate"]
     per_image_ms = [100.0] * 4 + [250.0] * 2 + [50.0]
     assert entry["images_timed"] == 7
     assert entry["latency_ms"]["median"] == pytest.approx(np.median(per_image_ms))
@@ -52,7 +52,7 @@ def test_peak_memory_sees_an_allocation_inside_the_call():
         del block
     with meter.measure("candidate", 1):
         pass
-    summary = meter.summary()
+    summary = meter.result()
     assert summary["rembg"]["peak_memory_mb"]["rss"] >= summary["candidate"]["peak_memory_mb"]["rss"] + 32
 
 
@@ -62,7 +62,7 @@ def test_timed_backend_changes_no_mask_and_no_fingerprint():
     images = [np.full((4, 5, 3), v, dtype=np.uint8) for v in (50, 150)]
     assert [m.tolist() for m in timed.predict(images)] == [m.tolist() for m in inner.predict(images)]
     assert timed.name == "candidate" and timed.fingerprint() == inner.fingerprint()
-    assert meter.summary()["candidate"]["images_timed"] == 2
+    assert meter.result()["candidate"]["images_timed"] == 2
 
 
 def test_shards_merge_latencies_and_keep_the_highest_peak():
@@ -72,7 +72,7 @@ def test_shards_merge_latencies_and_keep_the_highest_peak():
     with second.measure("candidate", 1):
         pass
     first.merge(second)
-    entry = first.summary()["candidate"]
+    entry = first.result()["candidate"]
     assert entry["images_timed"] == 3
     assert entry["latency_ms"]["median"] == pytest.approx(100.0)
     document = first.document("k" * 64)

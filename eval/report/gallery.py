@@ -64,7 +64,11 @@ def make_case(baseline, candidate, image, truth, baseline_mask, candidate_mask, 
 
 
 class GalleryPicker:
-    """Keeps the k largest improvements (candidate - rembg IoU > 0) and the k worst regressions (< 0)."""
+    """Keeps the k largest improvements (candidate - rembg IoU > 0) and the k worst regressions (< 0).
+
+    An accumulator (eval.accumulator): `update` with a case (`wants` first says whether making its
+    thumbnails is worth it), `merge` another picker (a shard's), `result` the (best, worst) picks.
+    """
 
     def __init__(self, k):
         self.k = k
@@ -78,15 +82,6 @@ class GalleryPicker:
             return len(self._worst) < self.k or (delta, corpus, image_id) < self._worst_key(self._worst[-1])
         return False
 
-    @classmethod
-    def from_cases(cls, cases, k):
-        """The picks among already-made cases (shard results being merged)."""
-        picker = cls(k)
-        for case in cases:
-            if picker.wants(case.delta, case.corpus, case.image_id):
-                picker.add(case)
-        return picker
-
     @staticmethod
     def _best_key(case):
         return -case.delta, case.corpus, case.image_id
@@ -95,19 +90,22 @@ class GalleryPicker:
     def _worst_key(case):
         return case.delta, case.corpus, case.image_id
 
-    def add(self, case):
+    def update(self, case):
         if case.delta > 0:
             self._best = sorted([*self._best, case], key=self._best_key)[:self.k]
         elif case.delta < 0:
             self._worst = sorted([*self._worst, case], key=self._worst_key)[:self.k]
 
-    @property
-    def best(self):
-        return tuple(self._best)
+    def merge(self, other):
+        """Add another picker's picks; the result is the same whatever the grouping (ties break on ids)."""
+        for case in (*other._best, *other._worst):
+            if self.wants(case.delta, case.corpus, case.image_id):
+                self.update(case)
+        return self
 
-    @property
-    def worst(self):
-        return tuple(self._worst)
+    def result(self):
+        """(best improvements, worst regressions), each ordered best first."""
+        return tuple(self._best), tuple(self._worst)
 
 
 def _overlay(photo, prediction, truth):
