@@ -22,6 +22,7 @@ from eval.decision import statistics
 from eval.decision.decide import BASELINE, CANDIDATE
 from eval.decision.intervals import with_intervals
 from eval.inputs.criteria import ALL, load_criteria
+from eval.measures import legacy_measure
 from eval.scoring.scores import ImageScore, aggregate
 
 _ROOT = pathlib.Path(__file__).absolute().parent.parent
@@ -115,7 +116,7 @@ def main(argv):
     metrics = json.loads(pathlib.Path(_METRICS.value).read_text())
     criteria = load_criteria(_CRITERIA.value)
     level = criteria.decision_rule.level
-    margin = next((c.threshold for c in criteria.criteria if c.kind == "max_mean_iou_regression"
+    margin = next((c.threshold for c in criteria.criteria if c.measure == legacy_measure("max_mean_iou_regression")
                    and c.corpus == _CORPUS.value and c.failure_class in (_CLASS.value, "each")), None)
     if margin is None:
         sys.exit(f"{_CRITERIA.value}: no max_mean_iou_regression criterion on {_CORPUS.value}/{_CLASS.value}")
