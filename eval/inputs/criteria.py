@@ -254,7 +254,7 @@ def _criterion(raw, rule, path):
     where = dict(id=raw["id"], corpus=raw["corpus"], failure_class=raw["failure_class"],
                  threshold=float(raw["threshold"]))
     if "kind" in raw:
-        if "vs" in raw and not LEGACY_KINDS[raw["kind"]][3]:
+        if "vs" in raw and measures.legacy_measure(raw["kind"]).vs is None:
             raise GateInputError(path, f"criterion {raw['id']!r}: `vs` names the reference of a regression; kind "
                                        f"{raw['kind']!r} measures the candidate alone")
         return Criterion.of_kind(**where, kind=raw["kind"], vs=raw.get("vs", REFERENCES[0]))
