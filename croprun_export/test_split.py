@@ -12,7 +12,7 @@ import pathlib
 import shutil
 
 from eval.errors import GateInputError
-from eval.inputs.safe_paths import resolve_inside
+from eval.inputs.safe_paths import read_text, resolve_inside
 from eval.inputs.snapshot import IMAGE_SUFFIXES
 from eval.inputs.yaml_config import load_yaml
 from eval.runtime import user_path
@@ -65,7 +65,7 @@ def _yaml_images(yaml_path):
         if target.is_dir():
             images += sorted(p for p in target.rglob("*") if p.is_file() and not p.name.startswith("."))
         elif target.is_file() and target.suffix == ".txt":
-            for line in target.read_text(encoding="utf-8").splitlines():
+            for line in read_text(target).splitlines():
                 if line.strip():
                     listed = pathlib.Path(line.strip())
                     images.append(listed if listed.is_absolute() else target.parent / listed)

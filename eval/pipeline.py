@@ -31,7 +31,6 @@ from eval.report import outputs
 from eval.report import render as report
 from eval.timings import Meter
 
-TIMINGS = "timings.json"
 
 
 def _local_dataset(spec, open_store):
@@ -163,8 +162,8 @@ def publish_result(prepared, result, meter=None):
     timings.json when a `meter` timed the run."""
     files = report.render_all(result, prepared.title)
     if meter is not None:
-        files[TIMINGS] = meter.json(prepared.run_key)  # machine-dependent: kept out of metrics.json
-    prepared.destination.publish(files, unpinned={TIMINGS})
+        files[outputs.TIMINGS] = meter.json(prepared.run_key)  # machine-dependent: kept out of metrics.json
+    prepared.destination.publish(files)
 
 
 def run_gate(options, open_store=volumes.ModalVolumeStore):

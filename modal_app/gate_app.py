@@ -43,6 +43,7 @@ from eval.inputs import volumes
 from eval.inputs.baseline_config import load_baseline_config
 from eval.inputs.checkpoint import read_allowlist, resolve_checkpoint
 from eval.inputs.criteria import load_criteria
+from eval.inputs.safe_paths import read_bytes
 from eval.progress import Progress
 from tracking.wandb_run import TrackingOptions, harness_commit, track
 
@@ -374,7 +375,7 @@ def _config_document(path, default_name=None):
         if default_name is None:
             return None
         path = _REPO / "configs" / default_name
-    return {"name": pathlib.Path(path).name, "data": pathlib.Path(path).read_bytes()}
+    return {"name": pathlib.Path(path).name, "data": read_bytes(path)}
 
 
 # The app's own defaults where they differ from the CLI's: a GPU container's device, Volumes for reports.

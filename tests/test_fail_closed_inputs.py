@@ -45,15 +45,19 @@ def refused(call, where, *fragments):
 
 def deny_reading(monkeypatch, path):
     """Make `path` unreadable. The tests may run as root (where chmod 000 changes nothing), so every
-    open() of it (the gate's and Pillow's, both go through builtins.open) fails as for a 0o000 file."""
-    real_open, target = builtins.open, os.path.realpath(path)
+    open of it (builtins.open, and os.open, through which eval.inputs.safe_paths opens every input) fails
+    as for a 0o000 file."""
+    target = os.path.realpath(path)
 
-    def guarded(file, *args, **kwargs):
-        if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == target:
-            raise PermissionError(13, "Permission denied", str(file))
-        return real_open(file, *args, **kwargs)
+    def guard(real_open):
+        def guarded(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == target:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+        return guarded
 
-    monkeypatch.setattr(builtins, "open", guarded)
+    monkeypatch.setattr(builtins, "open", guard(builtins.open))
+    monkeypatch.setattr(os, "open", guard(os.open))
 
 
 # --- Checkpoint ---------------------------------------------------------------------------------------
@@ -724,7 +728,7 @@ def test_criteria_control_valid_file_loads(tmp_path):
 
 def test_criteria_missing_or_unreadable(tmp_path):
     refused(lambda: load_criteria(tmp_path / "nope.yaml"), tmp_path / "nope.yaml", "file not found")
-    refused(lambda: load_criteria(tmp_path), tmp_path, "cannot read")
+    refused(lambda: load_criteria(tmp_path), tmp_path, "not a regular file (a folder)")
     path = tmp_path / "latin1.yaml"
     path.write_bytes(VALID.replace("glossy", "glac\xe9").encode("latin-1"))
     refused(lambda: load_criteria(path), path, "not UTF-8")

@@ -11,6 +11,8 @@ import pathlib
 import struct
 import zlib
 
+from eval.inputs.safe_paths import read_bytes
+
 _FILE_HEADER = struct.Struct("<4sHB")
 _CHUNK_HEADER = struct.Struct("<IHB")
 _BLOCK = 32768
@@ -50,7 +52,7 @@ def records(path):
     """Every Record of the run log at `path`, in order."""
     from wandb.proto import wandb_internal_pb2
 
-    data = pathlib.Path(path).read_bytes()
+    data = read_bytes(path)
     for payload in _payloads(data, path):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)

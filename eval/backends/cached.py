@@ -18,6 +18,7 @@ import struct
 import numpy as np
 
 from eval.backends.base import Backend
+from eval.inputs.safe_paths import read_bytes
 
 MAGIC = b"pottery-gate-mask/v1\n"
 _DIGEST_BYTES = 32
@@ -63,7 +64,7 @@ class CachedBackend(Backend):
 
     def _read(self, key, shape):
         try:
-            data = self._path(key).read_bytes()
+            data = read_bytes(self._path(key))
         except FileNotFoundError:
             return None
         except OSError:

@@ -22,6 +22,7 @@ import threading
 from eval import runtime
 from eval.errors import GateInputError
 from eval.inputs import volumes
+from eval.inputs.safe_paths import open_regular, read_text
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
 
@@ -46,7 +47,7 @@ class Checkpoint:
 def read_allowlist(path):
     """Approved sha256 digests, one per line (`#` comments and blank lines ignored)."""
     try:
-        lines = open(path, encoding="utf-8").read().splitlines()
+        lines = read_text(path).splitlines()
     except OSError as err:
         raise GateInputError(path, f"cannot read checkpoint allowlist ({err.strerror})") from None
     except UnicodeDecodeError:
@@ -78,7 +79,7 @@ def resolve_checkpoint(spec, pinned_sha256=None, allowlist=None, open_store=volu
     if not path.is_file():
         raise GateInputError(spec, "checkpoint file not found")
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path, where=spec) as handle:
             data = handle.read()  # read once: what is hashed here is what load_state unpickles
     except OSError as err:
         raise GateInputError(spec, f"cannot read checkpoint ({err.strerror})") from None

@@ -22,12 +22,15 @@ Rules (also in the README's snapshot contract):
   bombs); the check is per call, with no process-wide warning filter, so parallel decodes are safe.
 """
 
+import contextlib
+import os
 import warnings
 
 import numpy as np
 from PIL import ExifTags, Image, ImageDraw, ImageOps
 
 from eval.errors import GateInputError
+from eval.inputs.safe_paths import open_regular, read_text
 
 MAX_PIXELS = 40_000_000
 MASK_FOREGROUND_MIN = 128
@@ -52,7 +55,8 @@ def _open(path, single_frame=False):
     decoder settles the size); no global warning filter is involved, so threads cannot race on it.
     """
     try:
-        with _PILLOW_OPEN(path) as img:
+        source = open_regular(path) if isinstance(path, (str, os.PathLike)) else contextlib.nullcontext(path)
+        with source as handle, _PILLOW_OPEN(handle) as img:
             _check_size(path, img.size)
             if single_frame and getattr(img, "n_frames", 1) > 1:
                 raise GateInputError(path, f"has {img.n_frames} frames; a mask is a single image")
@@ -153,7 +157,7 @@ def rasterise_polygons(path, size):
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     try:
-        text = open(path, encoding="utf-8").read()
+        text = read_text(path)
     except FileNotFoundError:
         raise GateInputError(path, "file not found") from None
     except (OSError, UnicodeDecodeError) as err:

@@ -26,6 +26,7 @@ evaluated). Exclusions are sorted by row id, so the order of the rows changes no
 import dataclasses
 import hashlib
 import json
+import os
 import pathlib
 
 import jsonschema
@@ -33,7 +34,7 @@ import jsonschema
 from eval.digests import file_digest
 from eval.errors import GateInputError
 from eval.inputs.duplicates import merge_duplicates
-from eval.inputs.safe_paths import resolve_inside
+from eval.inputs.safe_paths import open_regular, read_text, resolve_inside
 from eval.inputs.yaml_config import load_yaml
 
 FORMAT = "pottery-gate-snapshot/v1"
@@ -186,7 +187,7 @@ def _flagged_rows(path):
     try:
         # Lines end at "\n" only: str.splitlines() also splits at U+2028, U+0085 and other characters
         # that JSON allows unescaped inside a string, which would break valid rows apart.
-        lines = open(path, encoding="utf-8").read().split("\n")
+        lines = read_text(path).split("\n")
     except FileNotFoundError:
         raise GateInputError(path, "missing: the flagged corpus needs flagged/croprun.jsonl") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -246,9 +247,9 @@ def _with_missing_files(item):
         if item.problem is not None or path is None:
             continue
         try:
-            if not path.is_file():
+            if not os.path.lexists(path):
                 return dataclasses.replace(item, problem=f"{path}: file not found")
-            open(path, "rb").close()
+            open_regular(path).close()
         except OSError as err:
             return dataclasses.replace(item, problem=f"{path}: cannot read ({err.strerror or err})")
     return item

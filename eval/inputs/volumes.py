@@ -13,6 +13,7 @@ import shutil
 import tempfile
 
 from eval.errors import GateInputError
+from eval.inputs.safe_paths import open_regular
 
 SCHEME = "modal://"
 _URI = re.compile(r"^modal://(?P<volume>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/(?P<path>[^\x00]+)$")
@@ -74,7 +75,7 @@ class LocalDirStore(VolumeStore):
         return sorted(p.relative_to(self._root).as_posix() for p in target.rglob("*") if p.is_file())
 
     def read(self, path):
-        with open(self._root / path, "rb") as handle:
+        with open_regular(self._root / path) as handle:
             yield from iter(lambda: handle.read(1 << 20), b"")
 
 

@@ -13,6 +13,7 @@ import jsonschema
 import yaml
 
 from eval.errors import GateInputError
+from eval.inputs.safe_paths import read_bytes
 
 
 _MAX_MESSAGE = 300  # characters of one schema error; jsonschema quotes the whole offending value
@@ -88,7 +89,7 @@ def _yaml_problem(err, text):
 def load_yaml(path, schema):
     """Parse `path` and validate it against `schema`; return (data, sha256 of the file bytes)."""
     try:
-        raw = open(path, "rb").read()
+        raw = read_bytes(path)
     except FileNotFoundError:
         raise GateInputError(path, "file not found") from None
     except OSError as err:

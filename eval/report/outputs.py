@@ -23,57 +23,103 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
+import stat
 import tempfile
 
+from eval.digests import file_digest
 from eval.errors import GateInputError
+from eval.inputs.safe_paths import read_bytes
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "pottery-gate-manifest/v1"
+TIMINGS = "timings.json"
+# Files whose bytes depend on the machine (eval/timings.py): listed with a null digest so the manifest stays
+# reproducible. No other entry may have one.
+UNPINNED = frozenset({TIMINGS})
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _sha256(path):
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+def _entry_problem(name, digest):
+    """Why manifest entry `name: digest` is not one the gate could have written, or None.
+
+    The manifest is read back from a folder anyone may have edited, and it decides what gets deleted, so
+    an entry must be a plain relative path inside the folder, in the form the gate writes it.
+    """
+    if not name or "\x00" in name or "\\" in name or not name.isprintable():
+        return "is not a plain file name (empty, or a NUL, backslash or control character)"
+    parts = name.split("/")
+    if name.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        return "is not a plain relative path inside the folder (absolute, '.', '..' or an empty component)"
+    if name == MANIFEST:
+        return f"lists {MANIFEST} itself"
+    if digest is None:
+        return None if name in UNPINNED else f"has no digest; only {', '.join(sorted(UNPINNED))} may have none"
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        return f"has a digest that is not 64 lowercase hex digits ({digest!r})"
+    return None
 
 
 def _read_manifest(folder):
-    """(manifest document, its sha256) of `folder`, or (None, None) when it holds no valid manifest."""
+    """(manifest document, its sha256) of `folder`, or (None, None) when it has no manifest.json.
+
+    A manifest that is there but unreadable, malformed, or lists an entry the gate would never write (see
+    _entry_problem) is refused naming the entry: it is never used to decide what to delete.
+    """
     path = folder / MANIFEST
-    try:
-        if not path.is_file() or path.is_symlink():
-            return None, None
-        data = path.read_bytes()
-        document = json.loads(data)
-        if document.get("format") != MANIFEST_FORMAT or not isinstance(document.get("files"), dict):
-            return None, None
-        return document, hashlib.sha256(data).hexdigest()
-    except (OSError, ValueError, AttributeError):
+    if not os.path.lexists(path):
         return None, None
+    if path.is_symlink():
+        raise GateInputError(path, "is a symbolic link; the gate reads only the manifest it wrote")
+    try:
+        data = read_bytes(path)
+        document = json.loads(data, parse_constant=_refuse_constant)
+    except OSError as err:
+        raise GateInputError(path, f"cannot read ({err.strerror or err})") from None
+    except ValueError as err:
+        raise GateInputError(path, f"is not valid JSON ({err})") from None
+    if (not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT
+            or not isinstance(document.get("files"), dict) or not isinstance(document.get("run_key"), str)):
+        raise GateInputError(path, f"is not a gate manifest ({MANIFEST_FORMAT} with run_key and files)")
+    for name, digest in sorted(document["files"].items()):
+        problem = _entry_problem(name, digest)
+        if problem:
+            raise GateInputError(path, f"entry {name!r} {problem}; the gate replaces only "
+                                       "folders whose manifest it could have written")
+    return document, hashlib.sha256(data).hexdigest()
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _not_written_by_the_gate(folder, manifest):
-    """Sorted relative paths under `folder` that the manifest does not account for, or that changed."""
-    files = manifest["files"] if manifest else {}
+    """Sorted relative paths under `folder` that the manifest does not account for, that changed, or that it
+    lists and are missing."""
+    files = manifest["files"]
     expected = {MANIFEST, *files}
     parents = {p.as_posix() for name in expected for p in pathlib.PurePosixPath(name).parents} - {"."}
     strangers = []
+    seen = set()
     for directory, subdirs, names in os.walk(folder):  # never follows symlinks
         here = pathlib.Path(directory)
         for name in subdirs + names:
             path = here / name
             relative = path.relative_to(folder).as_posix()
+            seen.add(relative)
             if path.is_symlink():
                 strangers.append(relative)
             elif name in subdirs:
                 if relative not in parents:
                     strangers.append(relative + "/")
-            elif relative not in expected or not path.is_file():
+            elif relative not in expected or not stat.S_ISREG(path.lstat().st_mode):
                 strangers.append(relative)
-            elif relative != MANIFEST and files[relative] is not None and _sha256(path) != files[relative]:
+            elif relative != MANIFEST and files[relative] is not None and file_digest(path) != files[relative]:
                 strangers.append(f"{relative} (modified since the gate wrote it)")
         subdirs[:] = [d for d in subdirs if not (here / d).is_symlink()]
+    strangers.extend(f"{name} (listed in {MANIFEST} but missing)" for name in files if name not in seen)
     return sorted(strangers)
 
 
@@ -134,6 +180,13 @@ def _staging(folder, kind):
     return pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}.{kind}-", dir=folder.parent))
 
 
+def _umask():
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def _exclusively(folder):
     """Hold an exclusive lock on `folder` (released when the process dies, so a crash leaves no stale lock),
@@ -149,11 +202,18 @@ def _exclusively(folder):
 
 
 def _remove_gate_files(folder, manifest):
-    """Delete the files `manifest` lists (and the folders they leave empty); anything else stays."""
-    for relative in sorted({MANIFEST, *manifest["files"]}):
-        with contextlib.suppress(FileNotFoundError):
-            (folder / relative).unlink()
-    for directory, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
+    """Delete the regular files under `folder` that `manifest` lists (and the folders they leave empty).
+
+    The folder is walked, never joined with a listed name, so whatever a manifest says, only files found
+    inside the folder (symlinks not followed) are ever deleted; anything else stays.
+    """
+    listed = {MANIFEST, *manifest["files"]}
+    for directory, subdirs, names in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
+        here = pathlib.Path(directory)
+        for name in names:
+            path = here / name
+            if path.relative_to(folder).as_posix() in listed and stat.S_ISREG(path.lstat().st_mode):
+                path.unlink()
         with contextlib.suppress(OSError):
             os.rmdir(directory)
 
@@ -167,17 +227,18 @@ class Destination:
     overwrite: bool
     seen: str | None  # sha256 of the manifest found at check time; None: absent or empty
 
-    def publish(self, files, unpinned=()):
+    def publish(self, files):
         """Write {relative path: bytes} and the manifest as the complete content of the folder, atomically.
 
-        `unpinned` names machine-dependent files: listed as the gate's, their digest is not recorded.
+        The machine-dependent files (UNPINNED) are listed as the gate's without a digest.
         """
         folder = self.path
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = _staging(folder, "partial")
         try:
+            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the report from the group
             manifest = {"format": MANIFEST_FORMAT, "run_key": self.run_key,
-                        "files": {name: None if name in unpinned else hashlib.sha256(data).hexdigest()
+                        "files": {name: None if name in UNPINNED else hashlib.sha256(data).hexdigest()
                                   for name, data in sorted(files.items())}}
             for relative, data in sorted(files.items()):
                 path = staging / relative
