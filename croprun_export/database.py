@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import os
 import pathlib
+import re
 import sqlite3
 import urllib.parse
 
@@ -143,11 +144,27 @@ class _PostgreSQL:
         return name
 
 
-def _dialect(url_text):
+_ENCODE = ("percent-encode '@', ':', '/', '?', '#' and '%' in the user name and password (e.g. '@' as %40, "
+           "':' as %3A)")
+
+
+def parse_url(url_text):
+    """The sqlalchemy URL `url_text` names, or a GateInputError saying why not; never repeats any of the URL.
+
+    SQLAlchemy splits user:password@host at the first '@', so an unencoded '@' in a password leaves the rest
+    of the password in the host name (or makes the port unparseable): such a URL is refused, not misread.
+    """
     try:
         url = sa.engine.make_url(url_text)
-    except sa.exc.ArgumentError:  # the message would repeat the URL, password and all
-        raise GateInputError("--database_url", f"not a database URL; {_HELP}") from None
+    except (sa.exc.ArgumentError, ValueError, TypeError):  # their messages repeat the URL, password and all
+        raise GateInputError("--database_url", f"not a database URL ({_ENCODE}); {_HELP}") from None
+    if "@" in (url.host or ""):
+        raise GateInputError("--database_url", f"has more than one '@' before the host: {_ENCODE}")
+    return url
+
+
+def _dialect(url_text):
+    url = parse_url(url_text)
     backend = url.get_backend_name()
     if backend == "sqlite" and url.get_driver_name() in ("pysqlite", ""):
         return _SQLite(url), shown_url(url)
@@ -156,13 +173,24 @@ def _dialect(url_text):
     raise GateInputError(shown_url(url), f"unsupported database; {_HELP} (PostgreSQL through psycopg 3)")
 
 
-def redact(text, url_text):
-    """`text` with the URL's password and $PGPASSWORD replaced by ***, should anything have echoed them."""
+def _secrets(url_text):
+    """Every form of the URL's password worth hiding, longest first: as written (everything between the first
+    ':' after the scheme and the last '@'; more than the password when a path holds an '@', which only hides
+    more), as parsed, and each piece of it between '@', ':', '/', '?' and '#' (what a misreading parser may
+    echo)."""
+    written = str(url_text).partition("://")[2].rpartition("@")[0].partition(":")[2]
     try:
-        password = sa.engine.make_url(url_text).password
-    except sa.exc.ArgumentError:
-        password = None
-    for secret in filter(None, (password, os.environ.get("PGPASSWORD"))):
+        parsed = sa.engine.make_url(url_text).password
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        parsed = None
+    pieces = {written, parsed or "", os.environ.get("PGPASSWORD") or ""}
+    pieces.update(p for p in re.split(r"[@:/?#]", written) if len(p) >= 3)
+    return sorted(filter(None, pieces), key=len, reverse=True)
+
+
+def redact(text, url_text):
+    """`text` with the URL's password (any part of it) and $PGPASSWORD replaced by ***."""
+    for secret in _secrets(url_text):
         text = text.replace(secret, "***")
     return text
 
