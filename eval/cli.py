@@ -5,6 +5,8 @@
 - Path flags are declared with DEFINE_path: an empty value (an unset CI variable: `--dataset=$DATASET`)
   is an error, never "use the default"; a relative path is relative to where the user typed the command
   (eval.runtime.user_path), resolved once, when the flag is parsed.
+- The environment variables the tools read (eval.runtime.check_environment) are checked before the flags:
+  a folder variable naming a file, an unwritable or relative path, or an empty value exits 2 naming it.
 - Every float flag, whoever defines it, must be finite: NaN passes absl's bound checks (every comparison
   with NaN is false) and would end as invalid JSON.
 - The gate's run options are flags through `define_option_flags`: defaults, bounds and help come from
@@ -22,7 +24,8 @@ from absl import flags
 
 from eval import options as options_lib
 from eval import sanitise
-from eval.runtime import EMPTY_PATH, user_path
+from eval.errors import GateInputError
+from eval.runtime import EMPTY_PATH, check_environment, user_path
 
 EXIT_ERROR = 2
 flags.disclaim_key_flags()
@@ -91,7 +94,13 @@ def _non_finite_floats(flag_values):
 
 def parse_flags(argv, positional=False, flag_values=flags.FLAGS):
     """absl's flags_parser for app.run: parse `argv`, exit 2 on a bad flag, a non-finite float or, unless
-    `positional` (a tool whose inputs are arguments: functools.partial it), on arguments that are not flags."""
+    `positional` (a tool whose inputs are arguments: functools.partial it), on arguments that are not flags.
+    The environment variables the tools read are checked first (eval.runtime.check_environment)."""
+    try:
+        check_environment()
+    except GateInputError as err:
+        print(f"error: {sanitise.text(err)}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
     try:
         remaining = flag_values(argv)
         for name, value in _non_finite_floats(flag_values):

@@ -8,6 +8,8 @@ import os
 import pathlib
 import shutil
 
+from eval.errors import GateInputError
+
 _OFFLINE_ENV = {
     "YOLO_OFFLINE": "1",  # no DNS/connectivity probes at import
     "YOLO_AUTOINSTALL": "0",  # never pip-install a missing requirement at run time
@@ -40,6 +42,45 @@ def user_path(value):
         return value
     caller = os.environ.get("GATE_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY", "")
     return os.path.join(caller, value)
+
+
+# The environment variables the tools read, and what each must name when set. Checked once, up front
+# (check_environment, called by every entry point's flag parser), so a mistake is a clean exit 2 naming the
+# variable instead of a traceback from whichever library first touches the path.
+WRITABLE_DIRS = ("GATE_CACHE_DIR", "XDG_CACHE_HOME", "WANDB_DIR", "MPLCONFIGDIR", "YOLO_CONFIG_DIR")
+READABLE_DIRS = ("U2NET_HOME",)
+EXISTING_DIRS = ("GATE_CALLER_DIR", "BUILD_WORKING_DIRECTORY", "BUILD_WORKSPACE_DIRECTORY")
+
+
+def _directory_problem(value, writable, existing):
+    """Why `value` cannot serve as such a directory, or None. A missing folder is fine where the tools create
+    it, if its nearest existing ancestor is a folder they could create it in."""
+    if not value.strip():
+        return "is set but empty (an unset variable?); unset it for the default, or give an absolute path"
+    if "\x00" in value or not os.path.isabs(value):
+        return f"{value!r} is not an absolute path"
+    path = pathlib.Path(value)
+    if existing and not path.is_dir():
+        return f"{value!r} is not an existing folder"
+    ancestor = path
+    while not os.path.lexists(ancestor):
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{value!r} is not a folder ({ancestor} is a file)" if ancestor != path else f"{value!r} is not a folder"
+    if writable and not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{value!r} is not writable ({ancestor})"
+    return None
+
+
+def check_environment(environ=os.environ):
+    """Refuse, before any work, an environment variable the tools read that names an unusable folder."""
+    for names, writable, existing in ((WRITABLE_DIRS, True, False), (READABLE_DIRS, False, False),
+                                      (EXISTING_DIRS, False, True)):
+        for name in names:
+            value = environ.get(name)
+            problem = None if value is None else _directory_problem(value, writable, existing)
+            if problem:
+                raise GateInputError(f"${name}", problem)
 
 
 def _ultralytics_config_dir():
