@@ -9,7 +9,6 @@ the go <-> no-go flip rate when a corpus is resampled, the targets as PASS/MISS,
 the gate's interval bounds on the demo, and the time to compute every interval for 10,000 images.
 """
 
-import json
 import os
 import pathlib
 import sys
@@ -23,6 +22,7 @@ from eval.decision.decide import BASELINE, CANDIDATE
 from eval.decision.intervals import with_intervals
 from eval.inputs.criteria import ALL, load_criteria
 from eval.measures import legacy_measure
+from eval.report.artifacts import load_report
 from eval.scoring.scores import ImageScore, aggregate
 
 _ROOT = pathlib.Path(__file__).absolute().parent.parent
@@ -113,7 +113,7 @@ def time_intervals(metrics, n_images):
 
 def main(argv):
     del argv
-    metrics = json.loads(pathlib.Path(_METRICS.value).read_text())
+    metrics = load_report(_METRICS.value).metrics
     criteria = load_criteria(_CRITERIA.value)
     level = criteria.decision_rule.level
     margin = next((c.threshold for c in criteria.criteria if c.measure == legacy_measure("max_mean_iou_regression")

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from tests.support import COMPARE_CLI, DEMO_REPORT, REPO, scratch_dir
+from eval.report import outputs
 from eval.sanitise import markdown as markdown_text
 from trend import compare
 from trend.render import render_trend
@@ -22,11 +23,12 @@ def _demo():
 
 
 def _write(document, name, timings=None):
+    """A report folder as the gate publishes it (manifest included) holding `document` and `timings`."""
     folder = scratch_dir() / name
-    folder.mkdir()
-    (folder / "metrics.json").write_text(json.dumps(document))
+    files = {"metrics.json": json.dumps(document).encode()}
     if timings is not None:
-        (folder / "timings.json").write_text(json.dumps(timings))
+        files["timings.json"] = json.dumps(timings).encode()
+    outputs.check_destination(folder, name, False).publish(files)
     return folder
 
 
@@ -56,15 +58,18 @@ def _table_rows(markdown, first_cell):
 
 @pytest.fixture(scope="module")
 def later_run():
-    """The demo run, then a 'next checkpoint': one image better, one worse, a criterion flipped to pass."""
+    """The demo run, then a 'next checkpoint': one image better, one worse, every criterion passing (the
+    deciding one flipped with a new observed value), so a go."""
     later = _demo()
     later["provenance"]["checkpoint"] = {"name": "next.pt", "sha256": "ab" * 32}
     rows = _candidate_rows(later)
     rows[("test", DOWN)]["mask_iou"] = 0.5  # hand-set: moved most, down
     rows[("flagged", UP)]["mask_iou"] = 0.99  # moved up
     for result in later["criteria_results"]:
+        result.update(status="pass")
         if result["id"] == FLIPPED:
-            result.update(status="pass" if result["status"] != "pass" else "fail", observed=0.01)
+            result.update(observed=0.01)
+            later["deciding_criterion"] = dict(result)
     later["recommendation"] = "go"
     return later
 
@@ -185,9 +190,9 @@ def test_user_strings_are_escaped(later_run):
 
 @pytest.mark.parametrize("mutate, problem", [
     (lambda d: d.update(schema="pottery-gate-metrics/v9"), "unknown metrics schema"),
-    (lambda d: d.pop("per_image"), "missing per_image"),
-    (lambda d: d["provenance"]["dataset"].pop("sha256"), "missing dataset.sha256"),
-    (lambda d: d["aggregates"][0].update(mask_iou={"median": 1}), "mask_iou has no mean"),
+    (lambda d: d.pop("per_image"), "(top level): 'per_image' is a required property"),
+    (lambda d: d["provenance"]["dataset"].pop("sha256"), "provenance.dataset: 'sha256' is a required property"),
+    (lambda d: d["aggregates"][0].update(mask_iou={"median": 1}), "aggregates.0.mask_iou: 'mean' is a required"),
 ])
 def test_unreadable_runs_are_exit_2_naming_the_file(mutate, problem):
     document = _demo()

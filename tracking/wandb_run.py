@@ -21,6 +21,8 @@ import subprocess
 import sys
 
 from eval import sanitise
+from eval.inputs.safe_paths import open_regular
+from eval.report.artifacts import load_report
 
 ARTIFACT_TYPE = "gate-report"
 _API_HOST = "api.wandb.ai"
@@ -109,14 +111,13 @@ def _table(wandb, rows):
 
 
 def _per_image_rows(folder):
-    with open(folder / "per_image.csv", newline="", encoding="utf-8") as handle:
+    with open_regular(folder / "per_image.csv", "r", newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
 def _log(wandb, options, folder, settings, commit):
-    metrics = json.loads((folder / "metrics.json").read_text())
-    timings_path = folder / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else None
+    report = load_report(folder)  # manifest digests, schema, consistent decision: what is logged is what was written
+    metrics, timings = report.metrics, report.timings
     config = {"provenance": metrics["provenance"], "settings": settings, "schema": metrics["schema"],
               "harness_git_commit": commit,
               "example_criteria_values": metrics.get("example_criteria_values")}

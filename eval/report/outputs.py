@@ -62,7 +62,7 @@ def _entry_problem(name, digest):
     return None
 
 
-def _read_manifest(folder):
+def read_manifest(folder):
     """(manifest document, its sha256) of `folder`, or (None, None) when it has no manifest.json.
 
     A manifest that is there but unreadable, malformed, or lists an entry the gate would never write (see
@@ -97,7 +97,8 @@ def _refuse_constant(name):
 
 def _not_written_by_the_gate(folder, manifest):
     """Sorted relative paths under `folder` that the manifest does not account for, that changed, or that it
-    lists and are missing."""
+    lists with a digest and are missing (an unpinned file, such as a committed example's timings.json, may
+    be absent)."""
     files = manifest["files"]
     expected = {MANIFEST, *files}
     parents = {p.as_posix() for name in expected for p in pathlib.PurePosixPath(name).parents} - {"."}
@@ -119,7 +120,8 @@ def _not_written_by_the_gate(folder, manifest):
             elif relative != MANIFEST and files[relative] is not None and file_digest(path) != files[relative]:
                 strangers.append(f"{relative} (modified since the gate wrote it)")
         subdirs[:] = [d for d in subdirs if not (here / d).is_symlink()]
-    strangers.extend(f"{name} (listed in {MANIFEST} but missing)" for name in files if name not in seen)
+    strangers.extend(f"{name} (listed in {MANIFEST} but missing)" for name, digest in files.items()
+                     if name not in seen and digest is not None)
     return sorted(strangers)
 
 
@@ -131,7 +133,7 @@ def _state(folder, run_key, overwrite):
         raise GateInputError(folder, "output path exists and is not a directory")
     if not folder.exists() or not any(folder.iterdir()):
         return None
-    manifest, digest = _read_manifest(folder)
+    manifest, digest = read_manifest(folder)
     if manifest is None:
         raise GateInputError(folder, f"is not empty and holds no gate report (no {MANIFEST}); the gate replaces "
                                      "only folders it wrote: choose another --output_dir (--overwrite never "
@@ -249,7 +251,7 @@ class Destination:
                 if _state(folder, self.run_key, self.overwrite) != self.seen:
                     raise GateInputError(folder, "another run published a report there while this one was "
                                                  "evaluating; this run's report was not written")
-                old, _ = _read_manifest(folder)
+                old, _ = read_manifest(folder)
                 retired = _staging(folder, "old") if old else None
                 if retired:
                     os.replace(folder, retired)

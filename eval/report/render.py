@@ -17,7 +17,7 @@ from eval import sanitise
 from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT
 from eval.inputs.criteria import CONFIDENCE
 from eval.measures import MAX, MEAN, RATE, Measure, regression_name, value_name
-from eval.report import forest
+from eval.report import artifacts, forest
 from eval.report import gallery as gallery_lib
 from eval.scoring import class_audit
 
@@ -57,9 +57,13 @@ def metrics_document(result):
 
 
 def metrics_json(result):
+    """The bytes of metrics.json, checked as every reader will check them (eval.report.artifacts): a run that
+    would write a document its own loader refuses fails (exit 2) instead of publishing it."""
     # allow_nan=False: a NaN that got past every check fails the run (exit 2) instead of writing invalid JSON.
-    return (json.dumps(metrics_document(result), indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
+    data = (json.dumps(metrics_document(result), indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
             + "\n").encode()
+    artifacts.check_metrics(artifacts.parse_json(data, "metrics.json"), "metrics.json (as this run wrote it)")
+    return data
 
 
 def per_image_csv(result):
