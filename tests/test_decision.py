@@ -42,7 +42,7 @@ def test_go_when_all_pass_cites_the_tightest_margin():
     d = decision.decide(criteria(MEAN_IOU, PASS_RATE, REGRESSION), aggs, 0)
     assert d.recommendation == "go"
     assert d.deciding.id == "mean_iou"  # margin 0.8333 - 0.8 = 0.0333 is the tightest
-    assert d.deciding.margin == pytest.approx(0.033333)
+    assert d.deciding.margin == pytest.approx(5 / 6 - 0.8)
     assert all(r.passed for r in d.results)
 
 
@@ -55,7 +55,7 @@ def test_no_go_on_mean_iou_below_threshold():
 def test_no_go_on_pass_rate():
     d = decision.decide(criteria(PASS_RATE), scores([HALF, HALF, FULL], [FULL] * 3), 0)
     assert d.recommendation == "no-go"
-    assert d.deciding.observed == pytest.approx(0.333333)
+    assert d.deciding.observed == pytest.approx(1 / 3)
 
 
 def test_no_go_on_regression_against_the_baseline():
@@ -75,13 +75,13 @@ def boundary_scores(candidate_masks, baseline_masks):
 
 def test_min_mean_boundary_iou():
     aggs = boundary_scores([CUT, BIG], [BIG, BIG])  # candidate Boundary IoU 8/14 and 1: mean 11/14
-    assert {a.boundary_iou["mean"] for a in aggs if a.source_backend == "candidate"} == {0.785714}
+    assert [a.boundary_iou["mean"] for a in aggs if a.source_backend == "candidate"] == [pytest.approx(11 / 14)]
     low = Criterion.of_kind("edges", "min_mean_boundary_iou", "test", "all", 0.8)
     d = decision.decide(criteria(low), aggs, 0)
-    assert (d.recommendation, d.deciding.id, d.deciding.observed) == ("no-go", "edges", 0.785714)
-    assert d.deciding.margin == pytest.approx(-0.014286)
+    assert (d.recommendation, d.deciding.id, d.deciding.observed) == ("no-go", "edges", pytest.approx(11 / 14))
+    assert d.deciding.margin == pytest.approx(11 / 14 - 0.8)
     assert "Boundary IoU" in d.deciding.summary
-    at_threshold = dataclasses.replace(low, threshold=0.785714)
+    at_threshold = dataclasses.replace(low, threshold=11 / 14)
     assert decision.decide(criteria(at_threshold), aggs, 0).recommendation == "go"
 
 
@@ -91,7 +91,7 @@ def test_max_mean_boundary_iou_regression_fails_where_mask_iou_does_not():
     edges = Criterion.of_kind("edges", "max_mean_boundary_iou_regression", "test", "all", 0.2)
     d = decision.decide(criteria(mask, edges), aggs, 0)
     assert [r.status for r in d.results[1:]] == ["pass", "fail"]
-    assert (d.deciding.id, d.deciding.observed) == ("edges", 0.214286)
+    assert (d.deciding.id, d.deciding.observed) == ("edges", pytest.approx(3 / 14))
     assert "(candidate 0.7857 vs rembg 1.0000)" in d.deciding.summary
 
 
@@ -269,8 +269,8 @@ def test_confidence_inconclusive_says_so_and_estimates_the_images_needed():
 
 def test_confidence_bound_on_the_threshold_is_within_it():
     r = decide_regression([0.05] * 4)  # every image drops exactly the allowed 0.05: a zero-width interval
-    assert (r.interval.lower, r.interval.upper) == (0.05, 0.05)
-    assert r.status == decision.PASS and r.margin == 0.0
+    assert (r.interval.lower, r.interval.upper) == (pytest.approx(0.05), pytest.approx(0.05))
+    assert r.status == decision.PASS and r.margin == pytest.approx(0.0)
 
 
 def test_confidence_on_pass_rate_and_mean_iou():
@@ -312,8 +312,9 @@ def test_point_rule_keeps_the_v1_outcome_with_intervals_present():
     """Intervals are computed and shown under the point rule too, but do not change what it decides."""
     aggs = from_ious([0.9, 0.88, 0.5], [0.9, 0.9, 0.9])
     d = decision.decide(criteria(MEAN_IOU, PASS_RATE, REGRESSION), aggs, 0)
-    assert [(r.status, r.observed, r.margin) for r in d.results] == [
-        ("pass", 0.0, 0.0), ("fail", 0.76, -0.04), ("pass", 0.666667, 0.166667), ("fail", 0.14, -0.04)]
+    assert [r.status for r in d.results] == ["pass", "fail", "pass", "fail"]
+    assert [(r.observed, r.margin) for r in d.results] == [
+        (0.0, 0.0), pytest.approx((0.76, -0.04)), pytest.approx((2 / 3, 1 / 6)), pytest.approx((0.14, -0.04))]
     assert all(r.interval is not None for r in d.results[1:])
 
 

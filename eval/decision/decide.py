@@ -13,7 +13,7 @@ import dataclasses
 from eval.decision import statistics
 from eval.inputs.criteria import ALL, CONFIDENCE, EACH
 from eval.measures import MAX, MIN, Measure
-from eval.scoring.scores import BASELINE, CANDIDATE, INCUMBENT, round_metric  # noqa: F401 (re-exported)
+from eval.scoring.scores import BASELINE, CANDIDATE, INCUMBENT, round_metric, within  # noqa: F401 (re-exported)
 
 PASS, FAIL, INSUFFICIENT, INCONCLUSIVE = "pass", "fail", "insufficient_data", "inconclusive"
 COMPLETENESS_ID = "evaluation_complete"
@@ -117,8 +117,8 @@ def _evidence_problem(where, n, n_empty, criteria):
 
 def _point_verdict(bound, observed, threshold):
     """(status, margin) of the observed value itself against the threshold (inclusive)."""
-    margin = round_metric(observed - threshold if bound == MIN else threshold - observed)
-    return PASS if margin >= 0 else FAIL, margin
+    margin = observed - threshold if bound == MIN else threshold - observed
+    return PASS if within(margin) else FAIL, margin
 
 
 def _confidence_verdict(bound, observed, interval, threshold, n):
@@ -128,12 +128,12 @@ def _confidence_verdict(bound, observed, interval, threshold, n):
         margin, beyond = threshold - interval.upper, interval.lower > threshold
     else:
         margin, beyond = interval.lower - threshold, interval.upper < threshold
-    if margin >= 0:
-        return PASS, round_metric(margin), None
+    if within(margin):
+        return PASS, margin, None
     if beyond:
-        return FAIL, round_metric(margin), None
+        return FAIL, margin, None
     toward = interval.upper if threshold > observed else interval.lower  # the bound that must clear it
-    return INCONCLUSIVE, round_metric(margin), statistics.images_to_decide(n, observed, toward, threshold)
+    return INCONCLUSIVE, margin, statistics.images_to_decide(n, observed, toward, threshold)
 
 
 def _confidence_summary(status, interval, threshold, images_needed):
@@ -152,7 +152,7 @@ def _observe(measure, candidate, reference, where, n, n_empty, threshold):
     cand_value = measure.value(candidate)
     if measure.vs:
         ref_value = measure.value(reference)
-        observed = round_metric(ref_value - cand_value)
+        observed = ref_value - cand_value
         detail = f" (candidate {cand_value:.4f} vs {measure.vs} {ref_value:.4f})"
     else:
         observed, detail = cand_value, ""

@@ -3,10 +3,10 @@
 Per (corpus, failure class), ONE bootstrap resample of image ids serves the candidate's and rembg's
 columns, so the candidate's mean IoU and its regression against rembg are computed on the same draws (a
 paired bootstrap); the incumbent's columns get their own resample from the same seed, and so do the
-columns of metrics only a criterion reads (_group_intervals). Intervals are computed from the per-image
-values as metrics.json records them (rounded), with a seed derived from the run key and the group, so
-anyone can recompute them from `per_image`, and a sharded run (the Modal app) gets the same numbers as a
-single process. Their names come from eval.measures.
+columns of metrics only a criterion reads (_group_intervals). Intervals are computed from the full-precision
+per-image values (rounded only when written), with a seed derived from the run key and the group, so anyone
+can recompute them from `per_image` (to its rounding), and a sharded run (the Modal app) gets the same numbers
+as a single process. Their names come from eval.measures.
 """
 
 import collections
@@ -17,14 +17,10 @@ import numpy as np
 from eval.decision import statistics
 from eval.inputs.criteria import ALL
 from eval.measures import MEAN, METRICS, RATE, REFERENCES, interval_metrics, regression_name, value_name
-from eval.scoring.scores import BASELINE, CANDIDATE, round_metric
+from eval.scoring.scores import BASELINE, CANDIDATE
 
 # The backends every run has: resampled apart from the optional incumbent, which so never changes their intervals.
 CORE_BACKENDS = (CANDIDATE, BASELINE)
-
-
-def _rounded(interval):
-    return dataclasses.replace(interval, lower=round_metric(interval.lower), upper=round_metric(interval.upper))
 
 
 def _group_intervals(rows, level, seed, metrics):
@@ -53,10 +49,10 @@ def _group_intervals(rows, level, seed, metrics):
         group = columns[key]
         bounds = statistics.bootstrap_mean_bounds(np.stack([c[2] for c in group]), level, seed, [c[3] for c in group])
         for (b, name, _, _), interval in zip(group, bounds):
-            out[b][name] = _rounded(interval)
+            out[b][name] = interval
     for b in backends:
         passed = sum(rows[b][i].passed for i in ids)
-        out[b][value_name("passed", RATE)] = _rounded(statistics.wilson_bounds(passed, len(ids), level))
+        out[b][value_name("passed", RATE)] = statistics.wilson_bounds(passed, len(ids), level)
     return out
 
 

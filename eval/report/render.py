@@ -20,6 +20,7 @@ from eval.measures import MAX, MEAN, RATE, Measure, regression_name, value_name
 from eval.report import artifacts, forest
 from eval.report import gallery as gallery_lib
 from eval.scoring import class_audit
+from eval.scoring.scores import round_metric
 
 SCHEMA = "pottery-gate-metrics/v2"
 markdown_text = sanitise.markdown  # the name callers used before eval.sanitise existed
@@ -40,9 +41,20 @@ def _decision_dict(decision):
             "decision_rule": dataclasses.asdict(decision.rule)}
 
 
+def _as_written(value):
+    """`value` with every float rounded as the files record it (round_metric); the decision used them unrounded."""
+    if isinstance(value, float):
+        return round_metric(value)
+    if isinstance(value, dict):
+        return {key: _as_written(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_written(item) for item in value]
+    return value
+
+
 def metrics_document(result):
-    """The JSON-ready metrics table (see README, "metrics.json schema")."""
-    return {
+    """The JSON-ready metrics table (see README, "metrics.json schema"), floats rounded."""
+    return _as_written({
         "schema": SCHEMA,
         **_decision_dict(result.decision),
         "example_criteria_values": result.example_values,
@@ -53,7 +65,7 @@ def metrics_document(result):
         "not_evaluated": [dataclasses.asdict(n) for n in result.not_evaluated],
         "excluded_rows": [dataclasses.asdict(e) for e in result.exclusions],
         "failure_class_audit": [dataclasses.asdict(a) for a in result.class_audit],
-    }
+    })
 
 
 def metrics_json(result):
@@ -72,7 +84,7 @@ def per_image_csv(result):
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for s in result.scores:
-        row = dataclasses.asdict(s)
+        row = _as_written(dataclasses.asdict(s))
         row["failure_classes"] = ";".join(s.failure_classes)
         writer.writerow({name: sanitise.csv_cell(value) for name, value in row.items()})
     return buffer.getvalue().encode()

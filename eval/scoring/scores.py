@@ -1,7 +1,10 @@
 """Per-image scores and their aggregates, keyed by (source_backend, corpus, failure_class).
 
-Every float is rounded to DECIMALS here, once, so the decision compares exactly the numbers the JSON
-shows and the metrics file is byte-stable.
+Values stay at full precision: the decision compares them unrounded, so a mean of 0.8499996 never meets a
+0.85 threshold. They are rounded to DECIMALS (round_metric) only where they are written (eval/report/render.py),
+which keeps metrics.json and per_image.csv byte-stable. A value within FLOAT_NOISE of its threshold is on
+it: a mean or difference of values that sit exactly on a threshold can land a few ulps either side of it
+in float arithmetic, while a real shortfall (0.85 - 0.8499996) is over a million times larger.
 """
 
 import collections
@@ -11,11 +14,18 @@ from eval.inputs.criteria import ALL
 from eval.scoring import metrics
 
 DECIMALS = 6
+FLOAT_NOISE = 1e-12
 # ImageScore.source_backend values: the candidate, the production baseline, the optional incumbent checkpoint.
 CANDIDATE, BASELINE, INCUMBENT = "candidate", "rembg", "incumbent"
 
 
+def within(margin):
+    """Whether a full-precision `margin` (value - threshold, signed so >= 0 passes) meets its threshold."""
+    return margin >= -FLOAT_NOISE
+
+
 def round_metric(value):
+    """`value` as the files record it."""
     return round(float(value), DECIMALS)
 
 
@@ -39,11 +49,9 @@ class ImageScore:
 def image_score(backend, corpus, image_id, failure_classes, ground_truth, prediction, iou_threshold):
     """Score one prediction; `passed` means mask IoU >= the locked threshold."""
     s = metrics.score_masks(ground_truth, prediction)
-    iou = round_metric(s.mask_iou)
-    return ImageScore(backend, corpus, image_id, tuple(failure_classes), iou, round_metric(s.precision),
-                      round_metric(s.recall), round_metric(s.bbox_iou), round_metric(s.boundary_iou),
-                      iou >= iou_threshold, s.counts.true_positive,
-                      s.counts.predicted, s.counts.ground_truth)
+    return ImageScore(backend, corpus, image_id, tuple(failure_classes), float(s.mask_iou), float(s.precision),
+                      float(s.recall), float(s.bbox_iou), float(s.boundary_iou), within(s.mask_iou - iou_threshold),
+                      s.counts.true_positive, s.counts.predicted, s.counts.ground_truth)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,14 +77,14 @@ class Aggregate:
 
 def _aggregate(key, scores):
     def mean(field):
-        return round_metric(sum(getattr(s, field) for s in scores) / len(scores))
+        return sum(getattr(s, field) for s in scores) / len(scores)
 
     def distribution(field):
-        return {k: round_metric(v) for k, v in metrics.distribution([getattr(s, field) for s in scores]).items()}
+        return {k: float(v) for k, v in metrics.distribution([getattr(s, field) for s in scores]).items()}
 
     empty_truth = sum(s.ground_truth_pixels == 0 for s in scores)
     return Aggregate(*key, len(scores), empty_truth, distribution("mask_iou"), mean("precision"), mean("recall"),
-                     round_metric(sum(s.passed for s in scores) / len(scores)), mean("bbox_iou_secondary"),
+                     sum(s.passed for s in scores) / len(scores), mean("bbox_iou_secondary"),
                      distribution("boundary_iou"))
 
 
