@@ -152,15 +152,23 @@ def parse_url(url_text):
     """The sqlalchemy URL `url_text` names, or a GateInputError saying why not; never repeats any of the URL.
 
     SQLAlchemy splits user:password@host at the first '@', so an unencoded '@' in a password leaves the rest
-    of the password in the host name (or makes the port unparseable): such a URL is refused, not misread.
+    of the password in the host name (or makes the port unparseable): a URL with more than one '@', or whose
+    parsed password is not what it wrote, is refused, not misread.
     """
     try:
         url = sa.engine.make_url(url_text)
     except (sa.exc.ArgumentError, ValueError, TypeError):  # their messages repeat the URL, password and all
         raise GateInputError("--database_url", f"not a database URL ({_ENCODE}); {_HELP}") from None
-    if "@" in (url.host or ""):
-        raise GateInputError("--database_url", f"has more than one '@' before the host: {_ENCODE}")
+    if str(url_text).partition("://")[2].count("@") > 1:
+        raise GateInputError("--database_url", f"has more than one '@': {_ENCODE}")
+    if url.password is not None and urllib.parse.unquote(_written_password(url_text)) != url.password:
+        raise GateInputError("--database_url", f"its password cannot be told from the host: {_ENCODE}")
     return url
+
+
+def _written_password(url_text):
+    """What stands between the first ':' after the scheme and the last '@' (the password, if well formed)."""
+    return str(url_text).partition("://")[2].rpartition("@")[0].partition(":")[2]
 
 
 def _dialect(url_text):
@@ -178,7 +186,7 @@ def _secrets(url_text):
     ':' after the scheme and the last '@'; more than the password when a path holds an '@', which only hides
     more), as parsed, and each piece of it between '@', ':', '/', '?' and '#' (what a misreading parser may
     echo)."""
-    written = str(url_text).partition("://")[2].rpartition("@")[0].partition(":")[2]
+    written = _written_password(url_text)
     try:
         parsed = sa.engine.make_url(url_text).password
     except (sa.exc.ArgumentError, ValueError, TypeError):

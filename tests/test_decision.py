@@ -205,6 +205,17 @@ def test_each_over_no_class_is_a_row_not_a_vanished_criterion_or_a_traceback():
 RULE = DecisionRule(CONFIDENCE, 0.95)
 
 
+def test_a_mean_just_below_the_threshold_does_not_meet_it():
+    """Regression: means were rounded to 6 decimals before they were compared, so 0.8499996 met 0.85."""
+    rows = [ImageScore(backend, "test", f"i{i}", (), mask_iou=0.8499996, precision=1.0, recall=1.0,
+                       bbox_iou_secondary=1.0, boundary_iou=1.0, passed=False, true_positive_pixels=0,
+                       predicted_pixels=0, ground_truth_pixels=1)
+            for i in range(3) for backend in ("candidate", "rembg")]
+    d = decision.decide(criteria(dataclasses.replace(MEAN_IOU, threshold=0.85)), aggregate(rows), 0)
+    assert (d.recommendation, d.deciding.id, d.deciding.status) == ("no-go", "mean_iou", "fail")
+    assert d.deciding.margin == pytest.approx(-4e-7)
+
+
 def from_ious(candidate, baseline, corpus="test", threshold=0.75, incumbent=None):
     """Aggregates with intervals, as the gate computes them, from per-image IoUs."""
     out = []

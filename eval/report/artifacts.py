@@ -5,8 +5,8 @@ own, because a report folder is user-editable input by the time anyone reads it:
 
 - A report folder must hold the gate's manifest.json (its entries checked by eval.report.outputs), and every
   file it lists must be there, a regular file, with the recorded sha256 (a null digest only for the
-  machine-dependent timings.json, which may also be absent). A metrics.json passed alone is checked against the manifest beside it
-  when there is one; without one only the checks below apply.
+  machine-dependent timings.json, which may also be absent). A metrics file passed alone is checked with the
+  manifest beside it when there is one; without one only the checks below apply.
 - metrics.json must be strict JSON (NaN and Infinity are refused) and valid against the JSON Schema of its
   version, checked into the repository as schemas/metrics-v<N>.json: a new field is added there.
 - Its recommendation must follow from its criteria: go exactly when every criterion passes, and the
@@ -134,11 +134,12 @@ def _timings(path):
 
 
 def load_report(spec):
-    """The run at `spec`: a report folder, or a metrics.json (checked against a manifest beside it, if any)."""
+    """The run at `spec`: a report folder, or a metrics file (its folder checked against the manifest there,
+    if any: a report's metrics.json passed alone is held to its digest)."""
     path = pathlib.Path(spec)
     if path.is_dir() and not path.is_symlink():
         folder, source, alone = path, path / METRICS, False
-    elif path.name == METRICS and os.path.lexists(path):
+    elif os.path.lexists(path):
         folder, source, alone = path.parent, path, True
     else:
         raise GateInputError(spec, f"no {METRICS} here: pass a gate report folder or its {METRICS}")
