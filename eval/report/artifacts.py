@@ -111,13 +111,14 @@ def _checked_files(folder):
     for name, digest in sorted(manifest["files"].items()):
         path = folder / name
         try:
-            regular = stat.S_ISREG(os.lstat(path).st_mode)
-        except FileNotFoundError:
-            if digest is None:  # unpinned (timings.json): a committed example leaves it out
+            regular = stat.S_ISREG(os.stat(path).st_mode)  # a link to a file is read (Bazel's runfiles are links)
+        except OSError as err:
+            if isinstance(err, FileNotFoundError) and digest is None:  # unpinned: a committed example leaves it out
                 continue
-            raise GateInputError(path, f"is listed in {outputs.MANIFEST} but missing") from None
+            raise GateInputError(path, f"is listed in {outputs.MANIFEST} but missing or unreadable "
+                                       f"({err.strerror})") from None
         if not regular:
-            raise GateInputError(path, "is not a regular file (a link, folder or special file)")
+            raise GateInputError(path, "is not a regular file (a folder or special file)")
         if digest is not None and file_digest(path) != digest:
             raise GateInputError(path, f"differs from the sha256 in {outputs.MANIFEST}: modified since the gate "
                                        "wrote it")
@@ -137,7 +138,7 @@ def load_report(spec):
     """The run at `spec`: a report folder, or a metrics file (its folder checked against the manifest there,
     if any: a report's metrics.json passed alone is held to its digest)."""
     path = pathlib.Path(spec)
-    if path.is_dir() and not path.is_symlink():
+    if path.is_dir():
         folder, source, alone = path, path / METRICS, False
     elif os.path.lexists(path):
         folder, source, alone = path.parent, path, True

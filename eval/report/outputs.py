@@ -66,13 +66,13 @@ def read_manifest(folder):
     """(manifest document, its sha256) of `folder`, or (None, None) when it has no manifest.json.
 
     A manifest that is there but unreadable, malformed, or lists an entry the gate would never write (see
-    _entry_problem) is refused naming the entry: it is never used to decide what to delete.
+    _entry_problem) is refused naming the entry: it is never used to decide what to delete. (A symlinked
+    manifest may be read, as a Bazel runfiles tree links every file; publishing refuses any symlink in the
+    folder, that one included.)
     """
     path = folder / MANIFEST
     if not os.path.lexists(path):
         return None, None
-    if path.is_symlink():
-        raise GateInputError(path, "is a symbolic link; the gate reads only the manifest it wrote")
     try:
         data = read_bytes(path)
         document = json.loads(data, parse_constant=_refuse_constant)
