@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from eval.errors import GateInputError
+from eval.inputs.safe_paths import open_regular
 from eval.runtime import user_path
 
 SOURCE_FIELDS = ("type", "backend", "deployment", "version")
@@ -60,8 +61,10 @@ class _SQLite:
         if not url.database or url.database == ":memory:":
             raise GateInputError(shown_url(url), f"no database file in the URL; {_HELP}")
         self.path = pathlib.Path(user_path(url.database)).absolute()
-        if not self.path.is_file():
-            raise GateInputError(shown_url(url), "database file not found")
+        try:
+            open_regular(self.path, where=shown_url(url)).close()  # a FIFO would block sqlite's open
+        except OSError as err:
+            raise GateInputError(shown_url(url), f"database file not found or unreadable ({err.strerror})") from None
         self.name = self.path.name
 
     def engine(self):

@@ -283,6 +283,9 @@ def test_a_fifo_for_criteria_media_or_metrics_is_refused(tmp_path):
     media.mkdir()
     os.mkfifo(media / "photo.png")  # regression: blocked export_snapshot
     _refused_without_hanging(lambda: Media(str(media)).read("photo.png"), media / "photo.png")
+    os.mkfifo(tmp_path / "crops.sqlite")
+    _refused_without_hanging(lambda: database.read_rows(f"sqlite:///{tmp_path}/crops.sqlite", None, None),
+                             f"sqlite:///{tmp_path}/crops.sqlite")
     os.mkfifo(tmp_path / "metrics.json")
     _refused_without_hanging(lambda: load_run(tmp_path / "metrics.json"), tmp_path / "metrics.json")
     assert load_criteria(_text_file(tmp_path / "ok.yaml", VALID_CRITERIA))  # a regular file still loads
