@@ -174,14 +174,17 @@ def test_the_path_is_opened_once(tmp_path, monkeypatch):
     """The checkpoint's path is opened once, to hash it, and never again while the model is built."""
     path = tmp_path / "best.pt"
     shutil.copyfile(DEMO_CHECKPOINT, path)
-    opens, real_open = [], builtins.open
+    opens = []
 
-    def counting(file, *args, **kwargs):
-        if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == os.path.realpath(path):
-            opens.append(file)
-        return real_open(file, *args, **kwargs)
+    def counting(real_open):  # builtins.open, and os.open (eval.inputs.safe_paths opens every input with it)
+        def counted(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == os.path.realpath(path):
+                opens.append(file)
+            return real_open(file, *args, **kwargs)
+        return counted
 
-    monkeypatch.setattr(builtins, "open", counting)
+    monkeypatch.setattr(builtins, "open", counting(builtins.open))
+    monkeypatch.setattr(os, "open", counting(os.open))
     checkpoint = checkpoint_lib.resolve_checkpoint(str(path))
     assert len(opens) == 1
     assert YoloSegBackend(checkpoint).provenance()["checkpoint_sha256"] == checkpoint.sha256
