@@ -69,24 +69,48 @@ def _predict(backend, photos, keys):
         return masks, errors
 
 
-def _batching_order(item):
-    """Sort key putting photos of one aspect ratio side by side.
+# What a batch may hold in photo pixels, whatever --batch_size says: two 12-Mpixel phone photos (rembg runs a
+# batch's photos side by side, one per core). Memory in flight is bounded by pixels, not by photo count: every
+# stage holds a few arrays per photo at its full resolution (RGB, BGR, masks, rembg's cutout).
+BATCH_PIXELS = 25_000_000
+
+
+def _oriented_size(item):
+    return None if item.problem else images.oriented_size(item.image_path)
+
+
+def _batching_order(size):
+    """Sort key (from a photo's oriented size, None if unreadable) putting photos of one aspect ratio side by side.
 
     The candidate runs a batch as one forward pass per letterboxed shape (its masks do not depend on the
     batch), so batches of like-shaped photos keep batching fast. The order changes no result: scores,
     failures and the gallery are ordered by image id when shards are merged.
     """
-    size = None if item.problem else images.oriented_size(item.image_path)
     return (0, size[1] / size[0], size) if size else (1, 0.0, (0, 0))
 
 
-def batches(items, batch_size):
-    """The batches a run infers `items` in: per corpus (test, then flagged), like-shaped photos together,
-    `batch_size` each. A single process and the Modal app's shards infer these same batches."""
+def _cut(sized, batch_size, max_pixels):
+    """(size, item) pairs cut in order into batches of at most `batch_size` items and `max_pixels` pixels."""
+    out, batch, pixels = [], [], 0
+    for size, item in sized:
+        width, height = size or (0, 0)
+        if batch and (len(batch) == batch_size or pixels + width * height > max_pixels):
+            out.append(batch)
+            batch, pixels = [], 0
+        batch.append(item)
+        pixels += width * height
+    return out + [batch] if batch else out
+
+
+def batches(items, batch_size, max_pixels=BATCH_PIXELS):
+    """The batches a run infers `items` in: per corpus (test, then flagged), like-shaped photos together, each
+    at most `batch_size` photos and `max_pixels` pixels (a larger photo is a batch of its own); sizes come from
+    the photos' headers, read once. A single process and the Modal app's shards infer these same batches."""
     out = []
     for corpus in (TEST, FLAGGED):
-        members = sorted((i for i in items if i.corpus == corpus), key=_batching_order)
-        out += [members[start:start + batch_size] for start in range(0, len(members), batch_size)]
+        sized = sorted(((_oriented_size(i), i) for i in items if i.corpus == corpus),
+                       key=lambda pair: _batching_order(pair[0]))
+        out += _cut(sized, batch_size, max_pixels)
     return out
 
 

@@ -121,8 +121,10 @@ def make_backends(options, baseline_config, checkpoint, meter=None, incumbent=No
     """Backends(baseline, candidate, incumbent) as `options` configure them; a sharded run builds them in
     every worker. The incumbent (a Checkpoint) runs with the candidate's settings.
 
-    With a `meter` (eval.timings.Meter) every real inference call is timed; cached masks are not. The
-    baseline's and the incumbent's masks are cached by content: neither changes between candidates.
+    With a `meter` (eval.timings.Meter) every real inference call is timed; cached masks are not. Every
+    backend's masks are cached by content (photo pixels and the backend's fingerprint: weights digest and
+    every mask-changing setting): the baseline and the incumbent do not change between candidates, and the
+    candidate's cache lets an interrupted run resume and a re-render recompute nothing.
     """
     settings = (options.conf, options.imgsz, options.device, options.torch_threads)
     backends = Backends(RembgBackend(baseline_config, options.torch_threads), YoloSegBackend(checkpoint, *settings),
@@ -130,9 +132,8 @@ def make_backends(options, baseline_config, checkpoint, meter=None, incumbent=No
     if meter is not None:
         backends = Backends(*(b and TimedBackend(b, meter) for b in backends))
     if options.baseline_cache:
-        backends = backends._replace(
-            baseline=CachedBackend(backends.baseline, runtime.cache_dir() / "baseline-masks"),
-            incumbent=backends.incumbent and CachedBackend(backends.incumbent, runtime.cache_dir() / "incumbent-masks"))
+        backends = Backends(*(b and CachedBackend(b, runtime.cache_dir() / f"{folder}-masks")
+                              for b, folder in zip(backends, ("baseline", "candidate", "incumbent"))))
     return backends
 
 

@@ -25,7 +25,10 @@ from tests.support import BASELINE_CONFIG, CRITERIA, DEMO_CHECKPOINT, DEMO_SNAPS
 def backends():
     options = GateOptions(checkpoint=str(DEMO_CHECKPOINT), dataset=str(DEMO_SNAPSHOT), criteria=str(CRITERIA),
                           baseline_config=str(BASELINE_CONFIG), reports_root=str(scratch_dir()), torch_threads=2)
-    return make_backends(options, prepare_run(options).baseline_config, resolve_checkpoint(str(DEMO_CHECKPOINT)))
+    checkpoint = resolve_checkpoint(str(DEMO_CHECKPOINT))
+    backends = make_backends(options, prepare_run(options).baseline_config, checkpoint)
+    # The candidate's own masks are under test, not its mask cache's (rembg's stays cached).
+    return backends._replace(candidate=yolo_backend.YoloSegBackend(checkpoint, torch_threads=2))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """A content-addressed mask cache in front of any backend (the baseline never changes between candidates).
 
-Key: sha256 of the decoded pixels and the backend's fingerprint (its versions, weight digest and
+Key: sha256 of the decoded pixels (eval.inputs.images.digest_of) under the backend's fingerprint (its versions, weight digest and
 config digest), so a cached mask is reused only where the backend would compute the same one.
 
 An entry is `MAGIC`, then the sha256 of (key, payload), then the payload: the mask's height and width and
@@ -18,6 +18,7 @@ import struct
 import numpy as np
 
 from eval.backends.base import Backend
+from eval.inputs import images as images_lib
 from eval.inputs.safe_paths import read_bytes
 
 MAGIC = b"pottery-gate-mask/v1\n"
@@ -56,9 +57,6 @@ class CachedBackend(Backend):
     def provenance(self):
         return self._inner.provenance()  # the cache never changes what is computed
 
-    def _key(self, image):
-        return hashlib.sha256(f"{image.shape}".encode() + image.tobytes()).hexdigest()
-
     def _path(self, key):
         return self._dir / key[:2] / f"{key}.mask"
 
@@ -82,7 +80,7 @@ class CachedBackend(Backend):
         os.replace(partial, path)
 
     def predict(self, images):
-        keys = [self._key(image) for image in images]
+        keys = [images_lib.digest_of(image) for image in images]
         masks = [self._read(k, image.shape) for k, image in zip(keys, images)]
         todo = [i for i, m in enumerate(masks) if m is None]
         if todo:

@@ -6,6 +6,14 @@ rectangle (`LetterBox(auto=True)`) but a mixed-shape batch to the full square: a
 depend on its batch-mates. So every photo here is letterboxed exactly as a one-photo request would be,
 and a batch is split into groups whose letterboxed shapes are equal, each group one forward pass:
 batched masks are the one-request masks (tested byte for byte), and batching keeps its speed.
+
+The scored mask is the union of the instance masks ultralytics' `retina_masks` path computes
+(`ops.process_mask_native`: prototype logits upsampled to the photo, thresholded, cropped to the box).
+Left to ultralytics, every instance's full-resolution mask is held at once (N x 12 MB for a phone photo, then
+copied to numpy and thresholded again); here each instance runs through the same function alone and is
+OR-ed into one boolean photo-sized mask, so memory per photo is one mask plus one instance's float upsample,
+whatever the number of detections, and every pixel is the same as ultralytics' (the function is per-instance:
+ultralytics itself upsamples instances in chunks).
 """
 
 import functools
@@ -13,6 +21,7 @@ import importlib.metadata
 import numbers
 import reprlib
 
+import cv2
 import numpy as np
 
 from eval import runtime
@@ -61,13 +70,28 @@ def library_versions():
 def _one_request_predictor():
     """ultralytics' segmentation predictor, letterboxing each photo of a batch as a one-photo request.
 
-    Built on first use: ultralytics may only be imported after runtime.prepare().
+    Built on first use: ultralytics may only be imported after runtime.prepare(). Its results carry one
+    mask, the union of the instances (see the module docstring), or none when nothing was found.
     """
+    import torch
+    from ultralytics.engine.results import Results
     from ultralytics.models.yolo.segment import SegmentationPredictor
+    from ultralytics.utils import ops
 
     class OneRequestLetterbox(SegmentationPredictor):
         def pre_transform(self, im):
             return [SegmentationPredictor.pre_transform(self, [image])[0] for image in im]
+
+        def construct_result(self, pred, img, orig_img, img_path, proto):
+            union = None
+            if pred.shape[0]:  # request_settings fixes retina_masks=True
+                pred[:, :4] = ops.scale_boxes(img.shape[2:], pred[:, :4], orig_img.shape)
+                for coefficients, box in zip(pred[:, 6:], pred[:, :4]):
+                    # 0/1 uint8 (so "> MASK_THRESHOLD" is "== 1"), OR-ed in place without a bool copy
+                    instance = ops.process_mask_native(proto, coefficients[None], box[None], orig_img.shape[:2])[0]
+                    union = instance if union is None else union.bitwise_or_(instance)
+            return Results(orig_img, path=img_path, names=self.model.names, boxes=pred[:, :6],
+                           masks=None if union is None else union[None])
 
     return OneRequestLetterbox
 
@@ -189,7 +213,7 @@ class YoloSegBackend(Backend):
         }
 
     def predict(self, images):
-        bgr = [np.ascontiguousarray(image[..., ::-1]) for image in images]  # ultralytics expects BGR arrays
+        bgr = [cv2.cvtColor(image, cv2.COLOR_RGB2BGR) for image in images]  # ultralytics expects BGR arrays
         groups = {}  # letterboxed shape -> indices, in first-seen order
         for index, photo in enumerate(bgr):
             groups.setdefault(self._predictor.pre_transform([photo])[0].shape, []).append(index)
@@ -199,5 +223,5 @@ class YoloSegBackend(Backend):
                 if result.masks is None:
                     masks[index] = np.zeros(images[index].shape[:2], dtype=bool)
                 else:
-                    masks[index] = (result.masks.data.cpu().numpy() > MASK_THRESHOLD).any(axis=0)
+                    masks[index] = result.masks.data[0].cpu().numpy().view(bool)  # 0/1 bytes
         return masks

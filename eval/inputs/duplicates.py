@@ -22,34 +22,76 @@ is covered as well as a database export:
   aggregates and criteria and counts it once, so both items stay.
 - An item whose photo or mask cannot be decoded is left as it is; scoring reports it.
 
-Cost: every distinct photo file is decoded here once more than scoring does (on threads; masks only for
-photos that occur twice): ~40 ms for the demo's 48 photos, ~0.2 s per 12-Mpixel JPEG on a busy 2-core
-machine (the benchmark's "setup" stage includes it). Handing decoded photos from the loader to scoring would
-hold a whole corpus in memory, and a prefilter on header sizes would save little on photos from one camera.
+Cost: a photo's identity is cached by file content (eval.runtime.cache_dir()/pixel-digests, keyed by the
+file's sha256 and the decoder's version; an entry verifies itself, so a corrupted one is recomputed), so a
+rerun, or the next candidate on the same snapshot, decodes no photo here: each is decoded once, for scoring.
+A first run decodes each distinct photo file here once more (~0.2 s per 12-Mpixel JPEG on a busy 2-core
+machine): handing decoded photos from the loader to scoring would hold a whole corpus in memory.
 """
 
 import collections
 import concurrent.futures
 import dataclasses
 import hashlib
+import json
 import os
 
 import numpy as np
+import PIL
 
+from eval import runtime
 from eval.errors import GateInputError
 from eval.inputs import images
 
 _MAX_NAMED = 3  # other ids a conflict's reason names
 
 
-def _photo_identity(path):
+# What a cached identity depends on besides the file's bytes: the decoder (images.load_rgb's rules and Pillow).
+_DECODER = f"pottery-gate-pixels/v1 pillow {PIL.__version__}"
+
+
+def _identity_path(file_sha256):
+    key = hashlib.sha256(f"{_DECODER}\n{file_sha256}".encode()).hexdigest()
+    return runtime.cache_dir() / "pixel-digests" / key[:2] / f"{key}.json"
+
+
+def _identity_entry(file_sha256, identity):
+    body = {"decoder": _DECODER, "file_sha256": file_sha256, "pixels_sha256": identity[0], "size": list(identity[1])}
+    text = json.dumps(body, sort_keys=True)
+    return json.dumps({"body": body, "sha256": hashlib.sha256(text.encode()).hexdigest()}, sort_keys=True)
+
+
+def _cached_identity(file_sha256):
+    """The cached identity of the file with this digest, or None when absent or not intact."""
+    try:
+        entry = json.loads(_identity_path(file_sha256).read_text(encoding="utf-8"))
+        body = entry["body"]
+        identity = body["pixels_sha256"], tuple(body["size"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return identity if _identity_entry(file_sha256, identity) == json.dumps(entry, sort_keys=True) else None
+
+
+def _store_identity(file_sha256, identity):
+    path = _identity_path(file_sha256)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(_identity_entry(file_sha256, identity), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _photo_identity(path, file_sha256):
     """(sha256 of the decoded pixels and their shape, (width, height)), or None if the photo cannot be decoded."""
+    cached = _cached_identity(file_sha256)
+    if cached is not None:
+        return cached
     try:
         photo = images.load_rgb(path)
     except GateInputError:
         return None
-    digest = hashlib.sha256(repr(photo.shape).encode() + photo.tobytes()).hexdigest()
-    return digest, images.image_size(photo)
+    identity = photo.digest, images.image_size(photo)
+    _store_identity(file_sha256, identity)
+    return identity
 
 
 def _truth(item, size):
@@ -73,7 +115,7 @@ def merge_duplicates(items, file_digests):
     readable = [i for i in items if i.problem is None]
     paths = {file_digests[i.image_path]: i.image_path for i in readable}
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        identity = dict(zip(paths, pool.map(_photo_identity, paths.values())))
+        identity = dict(zip(paths, pool.map(_photo_identity, paths.values(), paths)))
     groups = collections.defaultdict(list)
     for item in readable:
         photo = identity[file_digests[item.image_path]]

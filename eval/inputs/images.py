@@ -23,6 +23,8 @@ Rules (also in the README's snapshot contract):
 """
 
 import contextlib
+import functools
+import hashlib
 import os
 import warnings
 
@@ -83,15 +85,40 @@ def _to_8bit(img):
     return img
 
 
+class Photo(np.ndarray):
+    """A decoded photo that digests its pixels once, however many consumers key on them.
+
+    The digest names the pixels for duplicate detection and for every backend's mask cache; at 12 Mpixel
+    one sha256 costs tens of milliseconds, so it is computed on first use and kept with the array (which
+    the gate never changes once decoded; a view or slice is a new Photo with a digest of its own).
+    """
+
+    @functools.cached_property
+    def digest(self):
+        return pixel_digest(np.asarray(self))
+
+
+def pixel_digest(photo):
+    """sha256 (hex) of an array's shape and pixels: equal digests mean equal decoded photos."""
+    hasher = hashlib.sha256(repr(photo.shape).encode())
+    hasher.update(np.ascontiguousarray(photo).data)
+    return hasher.hexdigest()
+
+
+def digest_of(photo):
+    """The pixel digest of `photo`, computed once per decoded Photo."""
+    return photo.digest if isinstance(photo, Photo) else pixel_digest(photo)
+
+
 def load_rgb(path):
-    """Return the photo at `path` as an (H, W, 3) uint8 RGB array, decoded as production's rembg does."""
+    """Return the photo at `path` as an (H, W, 3) uint8 RGB Photo, decoded as production's rembg does."""
     img = _open(path)
     if img.mode in _WIDE_PHOTO_MODES:
         raise GateInputError(path, f"photo has more than 8 bits per channel (Pillow mode {img.mode}); production's "
                                    "rembg would clip it at 255 (Pillow convert('RGB')), so the gate refuses it: "
                                    "export photos as 8-bit")
     try:
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).view(Photo)
     except (ValueError, OSError) as err:  # a pixel mode Pillow cannot convert
         raise GateInputError(path, f"cannot convert a {img.mode} image to RGB ({err})") from None
 
