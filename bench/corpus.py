@@ -4,7 +4,9 @@ Each image is drawn from its own generator keyed by (seed, index), so a corpus o
 the N images of the corpus of N, and the output does not depend on how many processes drew it. A scene
 is a wall above a table (sometimes a striped backdrop), one thrown pot (bowl, vase or cup) shaded from a
 random side, and sensor noise; the ground truth is exactly the pixels the pot covers. Photos are JPEG
-(quality 90, like exported camera images), masks 8-bit PNG (0 or 255).
+(quality 90, like exported camera images), masks 8-bit PNG (0 or 255). Every third photo is stored as a
+phone stores a shot taken with the phone turned: its pixels rotated a quarter turn and an EXIF Orientation
+tag (6) that turns them back, so the decoder's EXIF handling is on the measured path.
 """
 
 import concurrent.futures
@@ -14,11 +16,12 @@ import os
 import pathlib
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image
 
 SNAPSHOT_FORMAT = "pottery-gate-snapshot/v1"
 JPEG_QUALITY = 90
 FLAGGED_FRACTION = 0.25
+ROTATED_EVERY = 3
 # CropRun notes cycling through the failure classes of configs/success_criteria.yaml (and one in none).
 NOTES = ("glossy glaze reflection lost", "white on white, low contrast", "cast shadow kept", "busy shelves behind",
          "handle cut off", "")
@@ -96,7 +99,11 @@ def _names(n_images):
 def _write_one(job):
     root, seed, index, corpus, stem, width, height = job
     photo, mask = draw(seed, index, width, height)
-    Image.fromarray(photo).save(root / corpus / "images" / f"{stem}.jpg", quality=JPEG_QUALITY)
+    image, exif = Image.fromarray(photo), Image.Exif()
+    if index % ROTATED_EVERY == ROTATED_EVERY - 1:
+        image = image.transpose(Image.Transpose.ROTATE_90)  # EXIF orientation 6 turns it back (ROTATE_270)
+        exif[ExifTags.Base.Orientation] = 6
+    image.save(root / corpus / "images" / f"{stem}.jpg", quality=JPEG_QUALITY, exif=exif)
     Image.fromarray(mask.astype(np.uint8) * 255).save(root / corpus / "masks" / f"{stem}.png")
     return stem
 

@@ -9,8 +9,11 @@ fresh subprocess of its own (so peak RSS is per run, read with os.wait4):
          YOLO(...).predict, numpy IoU, a CSV of the results
   kernel eval.scoring.metrics against torchmetrics' BinaryJaccardIndex and pycocotools' mask IoU, same masks
   4x     (unless --norss_scale_check) a cold gate on a corpus 4x as large, for the peak-RSS target
+  scale  the candidate alone on photos of --width x --height and of 640x480 (0.3 Mpixel) at the same imgsz:
+         ms per photo at each size, and the model forward pass's share (ultralytics' predictor.inference)
 
-and prints one table of stages (seconds and images/s), the equality checks (cold and warm metrics.json
+and prints one table of stages (seconds, share of the run and images/s, peak RSS, the machine's load
+average when each run started: the machine may be shared), the equality checks (cold and warm metrics.json
 byte-identical; the gate's IoUs and pixel counts identical to the naive script's; the three metric
 implementations agree), and each target as PASS/MISS with the measured ratio. Exit status: 0 when every
 equality check holds (a MISS is a measurement, not a failure), 1 otherwise.
@@ -80,28 +83,34 @@ _KEEP = flags.DEFINE_bool("keep", False, "Keep the default temp work dir (its pa
 _JSON_OUT = DEFINE_path("json_out", None, "Also write every figure and check as JSON to this file.")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress lines from the gate runs on stderr.")
 _WORKER = flags.DEFINE_enum(
-    "worker", None, ["gate", "naive", "kernel"], "Internal: run one measured configuration (the benchmark "
+    "worker", None, ["gate", "naive", "kernel", "scale"], "Internal: run one measured configuration (the benchmark "
     "re-invokes itself with this flag, one subprocess per configuration).")
 _WORKER_SPEC = flags.DEFINE_string("worker_spec", None, "Internal: the JSON spec of a --worker run.")
 
-STAGES = ("setup", "decode", "baseline", "baseline_forward", "candidate", "scoring", "rendering", "other")
+STAGES = ("setup", "decode", "baseline", "baseline_forward", "candidate", "candidate_forward", "scoring",
+          "rendering", "other")
 STAGE_LABELS = {
     "setup": "setup (inputs, digests, models)",
     "decode": "decode (photo + truth)",
     "baseline": "baseline inference",
     "baseline_forward": "  of which rembg.remove",
     "candidate": "candidate inference",
+    "candidate_forward": "  of which model forward",
     "scoring": "scoring",
     "rendering": "rendering",
     "other": "other (loop, unattributed)",
     "total": "total (excl. imports)",
     "imports": "imports (not in total)",
-    "cache": "baseline cache I/O",
+    "cache": "mask cache I/O",
 }
 TARGET_WARM_SPEEDUP = 5.0
 TARGET_COLD_VS_NAIVE = 1.0
 TARGET_NON_FORWARD_SHARE = 0.10
 TARGET_RSS_GROWTH = 1.10
+TARGET_PEAK_RSS_MIB = 2560  # for 12-Mpixel photos at the default settings, everything loaded
+TARGET_CANDIDATE_SCALE = 3.0  # candidate ms per photo at --width x --height over ms per 0.3-Mpixel photo
+SMALL_SHAPE = (640, 480)
+SCALE_PHOTOS = 6  # photos per size in the candidate-scale run (after one warm-up photo)
 KERNEL_TOLERANCE = 1e-9
 PROJECT_TO = 500  # the issue's corpus size, for the projection printed after a smaller run
 
@@ -170,9 +179,11 @@ def _prepare_runtime(torch_threads):
 def _instrument_gate(clock):
     """Wrap what the gate calls so each stage is timed from outside the library.
 
-    baseline  = CachedBackend.predict (cache lookups and writes, plus rembg on misses)
+    baseline  = CachedBackend.predict of rembg (cache lookups and writes, plus rembg on misses)
     baseline_forward = RembgBackend.predict (rembg.remove calls only)
-    candidate = YoloSegBackend.predict; decode = eval.gate._try_decode (on the decode threads)
+    candidate = CachedBackend.predict of the candidate (cache lookups and writes, plus YOLO on misses)
+    candidate_forward = the candidate's model forward passes (ultralytics' predictor.inference)
+    decode = eval.gate._try_decode (on the decode threads)
     scoring   = eval.gate.image_score + eval.report.gallery.make_case + eval.gate.combine (aggregate, decide)
     rendering = eval.report.render.render_all + eval.report.outputs.Destination.publish; evaluate and run_gate
     give the totals.
@@ -189,15 +200,15 @@ def _instrument_gate(clock):
 
     class TimedCached(pipeline.CachedBackend):
         def predict(self, images):
-            with clock.stage("baseline", len(images)):
+            with clock.stage("baseline" if self.name == "rembg" else self.name, len(images)):
                 masks = super().predict(images)
-            clock.items["cache_hits"], clock.items["cache_misses"] = self.hits, self.misses
+            clock.items[f"{self.name} hits"], clock.items[f"{self.name} misses"] = self.hits, self.misses
             return masks
 
     class TimedYolo(pipeline.YoloSegBackend):
-        def predict(self, images):
-            with clock.stage("candidate", len(images)):
-                return super().predict(images)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._predictor.inference = clock.wrap("candidate_forward", self._predictor.inference)
 
     pipeline.RembgBackend, pipeline.CachedBackend, pipeline.YoloSegBackend = TimedRembg, TimedCached, TimedYolo
     gate._try_decode = clock.wrap("decode", gate._try_decode)
@@ -230,7 +241,7 @@ def _gate_worker(spec):
         raise RuntimeError(f"stage hooks saw {seen}, expected {expected} (not evaluated: "
                            f"{result.not_evaluated[:3]}); has eval.gate/eval.pipeline changed? see _instrument_gate")
     stages = {name: clock.seconds(name) for name in ("decode", "baseline", "baseline_forward", "candidate",
-                                                      "scoring", "rendering")}
+                                                      "candidate_forward", "scoring", "rendering")}
     evaluate, total = clock.seconds("evaluate"), clock.seconds("total")
     # Everything timed inside evaluate() (combine() included) is subtracted; what is left is the loop itself.
     stages["other"] = evaluate - sum(stages[s] for s in ("decode", "baseline", "candidate", "scoring"))
@@ -238,8 +249,9 @@ def _gate_worker(spec):
     metrics_bytes = (pathlib.Path(output_dir) / "metrics.json").read_bytes()
     return {
         "stages": stages, "total": total, "imports": imports,
-        "forward": stages["baseline_forward"] + stages["candidate"],
-        "cache": {"hits": clock.items["cache_hits"], "misses": clock.items["cache_misses"]},
+        "forward": stages["baseline_forward"] + stages["candidate_forward"],
+        "cache": {name: {"hits": clock.items[f"{name} hits"], "misses": clock.items[f"{name} misses"]}
+                  for name in ("rembg", "candidate")},
         "metrics_sha256": hashlib.sha256(metrics_bytes).hexdigest(),
         "recommendation": result.decision.recommendation,
         "ious": [[s.corpus, s.image_id, s.source_backend, s.true_positive_pixels, s.predicted_pixels,
@@ -257,7 +269,7 @@ def _naive_worker(spec):
     import onnxruntime
     import rembg
     import yaml
-    from PIL import Image
+    from PIL import Image, ImageOps
     from ultralytics import YOLO
 
     from eval import sanitise  # every CSV the project writes is guarded against formula injection
@@ -275,7 +287,7 @@ def _naive_worker(spec):
             rows = []
         for corpus, image_id, photo_path, mask_path in corpus_lib.pairs(spec["dataset"]):
             with clock.stage("decode"):
-                photo = Image.open(photo_path).convert("RGB")
+                photo = ImageOps.exif_transpose(Image.open(photo_path)).convert("RGB")  # phones rotate by EXIF
                 truth = np.array(Image.open(mask_path).convert("L")) >= 128
             with clock.stage("baseline"), clock.stage("baseline_forward"):
                 cutout = rembg.remove(photo, session=session, **remove_kwargs)
@@ -300,7 +312,7 @@ def _naive_worker(spec):
                                               *([sanitise.csv_cell(v) for v in row] for row in rows)])
     stages = {name: clock.seconds(name) for name in STAGES if name != "other"}
     total = clock.seconds("total")
-    stages["other"] = total - sum(stages[s] for s in stages if s != "baseline_forward")
+    stages["other"] = total - sum(stages[s] for s in stages if not s.endswith("_forward"))
     return {"stages": stages, "total": total, "imports": imports,
             "forward": stages["baseline_forward"] + stages["candidate"], "ious": rows,
             "peak_rss_self_mib": _peak_rss_self_mib()}
@@ -390,7 +402,30 @@ def _kernel_worker(spec):
             "peak_rss_self_mib": _peak_rss_self_mib()}
 
 
-_WORKERS = {"gate": _gate_worker, "naive": _naive_worker, "kernel": _kernel_worker}
+def _scale_worker(spec):
+    """The candidate alone, photo by photo, at two sizes and one imgsz: ms per photo and the forward's share."""
+    _prepare_runtime(spec["torch_threads"])
+    from eval.backends.yolo_backend import YoloSegBackend
+    from eval.inputs.checkpoint import resolve_checkpoint
+
+    candidate = YoloSegBackend(resolve_checkpoint(spec["checkpoint"]), torch_threads=spec["torch_threads"])
+    clock = StageClock()
+    candidate._predictor.inference = clock.wrap("forward", candidate._predictor.inference)
+    found = {}
+    for width, height in (SMALL_SHAPE, tuple(spec["shape"])):
+        photos = [corpus_lib.draw(spec["seed"], index, width, height)[0] for index in range(SCALE_PHOTOS + 1)]
+        candidate.predict(photos[:1])  # warm-up, not timed
+        forward_before, seconds = clock.seconds("forward"), []
+        for photo in photos[1:]:
+            start = time.perf_counter()
+            candidate.predict([photo])
+            seconds.append(time.perf_counter() - start)
+        found[f"{width}x{height}"] = {"ms_per_photo": 1000 * sorted(seconds)[len(seconds) // 2],
+                                      "forward_share": (clock.seconds("forward") - forward_before) / sum(seconds)}
+    return {"sizes": found, "peak_rss_self_mib": _peak_rss_self_mib()}
+
+
+_WORKERS = {"gate": _gate_worker, "naive": _naive_worker, "kernel": _kernel_worker, "scale": _scale_worker}
 
 
 # ------------------------------------------------------------------------------------------------ parent
@@ -402,6 +437,7 @@ class Run:
     result: dict
     peak_rss_mib: float  # ru_maxrss of the child process, from os.wait4
     wall: float
+    load: float  # the machine's 1-minute load average when the run started
 
 
 def _run_child(name, mode, spec, work):
@@ -410,7 +446,8 @@ def _run_child(name, mode, spec, work):
     spec_path.write_text(json.dumps({**spec, "result": str(result_path)}))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
     env.update(GATE_CACHE_DIR=spec.get("cache_dir", str(work / "cache-other")))
-    print(f"[bench] {name}: running ({mode})", file=sys.stderr, flush=True)
+    load = os.getloadavg()[0]
+    print(f"[bench] {name}: running ({mode}), load average {load:.2f}", file=sys.stderr, flush=True)
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, str(pathlib.Path(__file__).absolute()), f"--worker={mode}",
                               f"--worker_spec={spec_path}"], env=env, stdout=sys.stderr)
@@ -422,7 +459,7 @@ def _run_child(name, mode, spec, work):
     result = json.loads(result_path.read_text())
     print(f"[bench] {name}: done in {wall:.1f}s, peak RSS {usage.ru_maxrss / 1024:.0f} MiB", file=sys.stderr,
           flush=True)
-    return Run(name, result, usage.ru_maxrss / 1024, wall)
+    return Run(name, result, usage.ru_maxrss / 1024, wall, load)
 
 
 def _checkpoint(work):
@@ -449,14 +486,17 @@ def _stage_table(runs, n):
     lines = []
     header = "".join(f"{run.name:>22}" for run in runs)
     lines.append(f"{'':32}{header}")
-    lines.append(f"{'stage':32}" + "".join(f"{'s':>11}{'img/s':>11}" for _ in runs))
+    lines.append(f"{'stage':32}" + "".join(f"{'s':>9}{'share':>6}{'img/s':>7}" for _ in runs))
     for stage in (*STAGES, "total", "imports"):
         cells = []
         for run in runs:
             seconds = run.result["stages"].get(stage) if stage in STAGES else run.result[stage]
-            cells.append(f"{seconds:11.3f} {_rate(n, seconds)}" if seconds is not None else f"{'-':>22}")
+            share = f"{seconds / run.result['total']:6.0%}" if stage != "imports" else f"{'':6}"
+            rate = f"{n / seconds:7.1f}" if seconds > 0 else f"{'-':>7}"
+            cells.append(f"{seconds:9.2f}{share}{rate}" if seconds is not None else f"{'-':>22}")
         lines.append(f"{STAGE_LABELS[stage]:32}" + "".join(cells))
     lines.append(f"{'peak RSS (MiB, whole process)':32}" + "".join(f"{run.peak_rss_mib:22.0f}" for run in runs))
+    lines.append(f"{'load average (1 min) at start':32}" + "".join(f"{run.load:22.2f}" for run in runs))
     return lines
 
 
@@ -486,13 +526,13 @@ def _fastest(runs, name):
     return dataclasses.replace(min(runs, key=lambda r: r.result["total"]), name=name)
 
 
-def _report(n, shape, checkpoint_label, runs, kernel, scaled):
+def _report(n, shape, checkpoint_label, runs, kernel, scaled, scale):
     n_test, n_flagged = corpus_lib.split(n)
     cold, warm, naive = (_fastest(runs[k], label) for k, label in (("cold", "cold gate"), ("warm", "warm gate"),
                                                                    ("naive", "naive script")))
     lines = [f"gate benchmark: {n} images ({n_test} test + {n_flagged} flagged) at {shape[0]}x{shape[1]}, "
              f"{os.cpu_count()} CPU cores, batch_size {_BATCH_SIZE.value}, torch_threads {_TORCH_THREADS.value}, "
-             f"candidate {checkpoint_label}"
+             f"candidate {checkpoint_label}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} at the end"
              + (f"; each configuration run {_RUNS.value}x interleaved, the fastest shown" if _RUNS.value > 1 else ""),
              ""]
     lines += _stage_table([cold, warm, naive], n)
@@ -507,9 +547,12 @@ def _report(n, shape, checkpoint_label, runs, kernel, scaled):
     check(len(digests) == 1, f"cold and warm metrics.json byte-identical ({len(runs['cold']) + len(runs['warm'])} "
           f"runs, sha256 {' / '.join(d[:16] + '…' for d in sorted(digests))})")
     caches = [(c.result["cache"], w.result["cache"]) for c, w in zip(runs["cold"], runs["warm"])]
-    check(all(c == {"hits": 0, "misses": n} and w == {"hits": n, "misses": 0} for c, w in caches),
-          "baseline cache: " + "; ".join(f"cold {c['hits']} hits/{c['misses']} misses, warm {w['hits']} hits/"
-                                         f"{w['misses']} misses" for c, w in caches))
+    cold_cache, warm_cache = {"hits": 0, "misses": n}, {"hits": n, "misses": 0}
+    check(all(all(v == cold_cache for v in c.values()) and all(v == warm_cache for v in w.values())
+              for c, w in caches),
+          "mask caches (rembg, candidate): " + "; ".join(
+              f"{name} cold {c[name]['hits']} hits/{c[name]['misses']} misses, warm {w[name]['hits']} hits/"
+              f"{w[name]['misses']} misses" for c, w in caches for name in sorted(c)))
     problems, compared = [], 0
     for naive_run in runs["naive"]:
         found, compared = _compare_ious(runs["cold"][0].result["ious"], naive_run.result["ious"])
@@ -557,6 +600,18 @@ def _report(n, shape, checkpoint_label, runs, kernel, scaled):
     target(share <= TARGET_NON_FORWARD_SHARE, "all but model forward passes <= 10% of a cold run's wall time",
            f"{share:.1%} ({cs['total'] - cs['forward']:.2f}s of {cs['total']:.2f}s; largest: "
            f"{_largest(cs['stages'], [*non_forward, 'cache'])})")
+    megapixels = shape[0] * shape[1] / 1e6
+    target(cold.peak_rss_mib <= TARGET_PEAK_RSS_MIB, f"peak RSS <= {TARGET_PEAK_RSS_MIB} MiB (cold gate, "
+           f"{megapixels:.1f}-Mpixel photos)", f"{cold.peak_rss_mib:.0f} MiB" + ("" if megapixels >= 12 else
+                                                                                 " (the target is set for 12 Mpixel)"))
+    sizes = scale.result["sizes"]
+    small, large = sizes[f"{SMALL_SHAPE[0]}x{SMALL_SHAPE[1]}"], sizes[f"{shape[0]}x{shape[1]}"]
+    ratio = large["ms_per_photo"] / small["ms_per_photo"]
+    target(ratio <= TARGET_CANDIDATE_SCALE, f"candidate ms/photo at {shape[0]}x{shape[1]} <= "
+           f"{TARGET_CANDIDATE_SCALE:g}x at {SMALL_SHAPE[0]}x{SMALL_SHAPE[1]}",
+           f"{ratio:.2f}x ({large['ms_per_photo']:.0f} ms, forward {large['forward_share']:.0%} of it / "
+           f"{small['ms_per_photo']:.0f} ms, forward {small['forward_share']:.0%}; median of {SCALE_PHOTOS}, "
+           f"load {scale.load:.2f})")
     if scaled:
         growth = scaled.peak_rss_mib / cold.peak_rss_mib
         target(growth <= TARGET_RSS_GROWTH, "peak RSS at 4x the corpus within 10% of 1x",
@@ -589,11 +644,11 @@ def _projection(n, cold, warm, naive, at):
             f"{cfw:.3f}s, warm {wp:.3f}s, naive {np_:.3f}s)"]
 
 
-def _figures(n, runs, kernel, scaled):
-    runs = [*runs["cold"], *runs["warm"], *runs["naive"], kernel] + ([scaled] if scaled else [])
+def _figures(n, runs, kernel, scaled, scale):
+    runs = [*runs["cold"], *runs["warm"], *runs["naive"], kernel, scale] + ([scaled] if scaled else [])
     return {"images": n, "width": _WIDTH.value, "height": _HEIGHT.value, "cpu_count": os.cpu_count(),
             "runs": {r.name: {**{k: v for k, v in r.result.items() if k != "ious"}, "peak_rss_mib": r.peak_rss_mib,
-                              "wall_with_startup": r.wall} for r in runs}}
+                              "wall_with_startup": r.wall, "load_average": r.load} for r in runs}}
 
 
 def _benchmark():
@@ -621,17 +676,18 @@ def _benchmark():
             runs["naive"].append(_run_child(f"naive script{tag}", "naive", {
                 **gate_1x, "output_dir": str(work / f"naive-{r}"), "cache_dir": str(work / "cache-naive")}, work))
         kernel = _run_child("metric kernel", "kernel", {**common, "dataset": str(dataset)}, work)
+        scale = _run_child("candidate scale", "scale", {**common, "shape": list(shape)}, work)
         scaled = None
         if _RSS_SCALE_CHECK.value:
             dataset_4x = corpus_lib.write_corpus(work / "corpus-4x", 4 * n, *shape, seed=_SEED.value)
             scaled = _run_child("cold gate 4x", "gate", {**common, "dataset": str(dataset_4x), "n_images": 4 * n,
                                                           "cache_dir": str(work / "cache-4x"),
                                                           "output_dir": str(work / "report-4x")}, work)
-        lines, failed = _report(n, shape, checkpoint_label, runs, kernel, scaled)
+        lines, failed = _report(n, shape, checkpoint_label, runs, kernel, scaled, scale)
         print("\n".join(lines))
         if _JSON_OUT.value:
             pathlib.Path(_JSON_OUT.value).write_text(
-                json.dumps(_figures(n, runs, kernel, scaled), indent=2, sort_keys=True) + "\n")
+                json.dumps(_figures(n, runs, kernel, scaled, scale), indent=2, sort_keys=True) + "\n")
         return 1 if failed else 0
     finally:
         if _WORK_DIR.value is None and not _KEEP.value:
