@@ -1,7 +1,9 @@
-"""A content-addressed mask cache in front of any backend (the baseline never changes between candidates).
+"""A content-addressed mask cache in front of any backend: the baseline and the incumbent never change between
+candidates, and the candidate's own entries let an interrupted run resume.
 
-Key: sha256 of the decoded pixels (eval.inputs.images.digest_of) under the backend's fingerprint (its versions, weight digest and
-config digest), so a cached mask is reused only where the backend would compute the same one.
+Key: sha256 of the decoded pixels (eval.inputs.images.digest_of) under the backend's fingerprint (its versions,
+weight digest and every mask-changing setting), so a cached mask is reused only where the backend would compute
+the same one.
 
 An entry is `MAGIC`, then the sha256 of (key, payload), then the payload: the mask's height and width and
 its pixels packed 8 to a byte. Every read recomputes the digest, so a flipped, missing or extra byte
