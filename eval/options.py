@@ -115,8 +115,8 @@ class GateOptions:
     gallery_size: int = _option(3, INT, "Cases in each gallery section.", flag="gallery_size", lower=0)
     quiet: bool = _option(False, BOOL, "No progress lines on stderr.", flag="quiet")
     baseline_cache: bool = _option(
-        True, BOOL, "Reuse rembg and incumbent masks cached by content (image pixels, library versions, weights "
-        "and settings digests) under $GATE_CACHE_DIR; results are identical either way.", flag="baseline_cache",
+        True, BOOL, "Reuse every backend's masks (rembg, candidate, incumbent) cached by content (image pixels, "
+        "library versions, weights and settings digests) under $GATE_CACHE_DIR; results are identical either way.", flag="baseline_cache",
         builds_backends=True)
     demo: bool = _option(False, BOOL, "The run is the bundled demo (set by the tool).")
     incumbent_checkpoint: str | None = _option(

@@ -42,6 +42,7 @@ import PIL
 from eval import runtime
 from eval.errors import GateInputError
 from eval.inputs import images
+from eval.inputs.safe_paths import read_text
 
 _MAX_NAMED = 3  # other ids a conflict's reason names
 
@@ -64,10 +65,10 @@ def _identity_entry(file_sha256, identity):
 def _cached_identity(file_sha256):
     """The cached identity of the file with this digest, or None when absent or not intact."""
     try:
-        entry = json.loads(_identity_path(file_sha256).read_text(encoding="utf-8"))
+        entry = json.loads(read_text(_identity_path(file_sha256)))
         body = entry["body"]
         identity = body["pixels_sha256"], tuple(body["size"])
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, GateInputError):  # a FIFO or folder there: not intact
         return None
     return identity if _identity_entry(file_sha256, identity) == json.dumps(entry, sort_keys=True) else None
 
