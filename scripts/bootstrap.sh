@@ -37,6 +37,15 @@ fi
 # the gate's data cache (GATE_CACHE_DIR), so a job that points that cache at a per-job folder does not
 # build a 6 GB venv: POTTERY_GATE_VENV_DIR, default ~/.cache/pottery-gate-venvs.
 command -v python3 >/dev/null || die "python3 not found"
+refuse() { echo "bootstrap: ERROR: $*" >&2; exit 2; }  # a mistake in the caller's environment, as the tools say
+if [[ -n "${POTTERY_GATE_VENV_DIR+set}" ]]; then
+  case "$POTTERY_GATE_VENV_DIR" in
+    "") refuse "\$POTTERY_GATE_VENV_DIR is set but empty; unset it for the default, or give an absolute path" ;;
+    /*) [[ ! -e "$POTTERY_GATE_VENV_DIR" || -d "$POTTERY_GATE_VENV_DIR" ]] \
+          || refuse "\$POTTERY_GATE_VENV_DIR ($POTTERY_GATE_VENV_DIR) exists and is not a folder" ;;
+    *) refuse "\$POTTERY_GATE_VENV_DIR must be an absolute path, got '$POTTERY_GATE_VENV_DIR'" ;;
+  esac
+fi
 key="$( { cat "$repo/requirements.lock"; python3 --version; } | sha256sum | cut -c1-16)"
 cache="${POTTERY_GATE_VENV_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pottery-gate-venvs}"
 venv="$cache/venv-$key"

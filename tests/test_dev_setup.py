@@ -81,6 +81,18 @@ def test_pottery_gate_venv_dir_chooses_the_place(checkout):
     assert os.readlink(root / "repo" / ".venv") == str(chosen)
 
 
+@pytest.mark.parametrize("value, problem", [("", "set but empty"), ("venvs", "must be an absolute path"),
+                                            ("FILE", "exists and is not a folder")])
+def test_a_bad_pottery_gate_venv_dir_is_exit_2_naming_it(checkout, value, problem):
+    root, env, _ = checkout
+    if value == "FILE":
+        value = str(root / "a-file")
+        (root / "a-file").write_text("")
+    proc = _bootstrap(root, {**env, "POTTERY_GATE_VENV_DIR": value})
+    assert proc.returncode == 2 and "$POTTERY_GATE_VENV_DIR" in proc.stderr and problem in proc.stderr, proc.stderr
+    assert not (root / "repo" / ".venv").exists()
+
+
 def test_version_report_exits_0_with_bazels_version():
     """Debian's Bazel has no build label (`bazel version` exits 2); the report still names its version."""
     proc = subprocess.run(["bash", str(REPO / "scripts" / "version.sh")], capture_output=True, text=True,
