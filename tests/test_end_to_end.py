@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import junitparser
 import pytest
 from PIL import Image
 
@@ -17,10 +18,12 @@ LAST_LINE = re.compile(r"^recommendation: (go|no-go) \(deciding criterion: (\S+)
 
 @pytest.fixture(scope="module")
 def demo_runs():
-    """Two demo runs: the first with an empty baseline cache, the second reusing it."""
+    """Two demo runs: the first with an empty baseline cache, the second reusing it and writing CI's files."""
     base = scratch_dir()
     env = {"GATE_CACHE_DIR": str(base / "cache")}
-    runs = [run_cli("--output_dir", str(base / f"run{i}"), "--quiet", env=env) for i in (1, 2)]
+    runs = [run_cli("--output_dir", str(base / "run1"), "--quiet", env=env),
+            run_cli("--output_dir", str(base / "run2"), "--quiet", f"--junit_xml={base / 'junit.xml'}",
+                    env={**env, "GITHUB_STEP_SUMMARY": str(base / "summary.md")})]
     return base, runs
 
 
@@ -53,6 +56,19 @@ def test_metrics_json_has_both_backends_corpora_and_classes(demo_runs):
     for row in metrics["per_image"]:
         assert 0.0 <= row["mask_iou"] <= 1.0
         assert row["passed"] == (row["mask_iou"] >= metrics["provenance"]["iou_pass_threshold"])
+
+
+def test_ci_reads_the_decision_from_junit_and_the_step_summary(demo_runs):
+    base, runs = demo_runs
+    metrics = json.loads((base / "run2" / "metrics.json").read_text())
+    [suite] = list(junitparser.JUnitXml.fromfile(str(base / "junit.xml")))
+    properties = {p.name: p.value for p in suite.properties()}
+    assert properties["recommendation"] == metrics["recommendation"]
+    assert properties["checkpoint.sha256"] == metrics["provenance"]["checkpoint"]["sha256"]
+    assert suite.tests == len(metrics["criteria_results"])
+    summary = (base / "summary.md").read_text()
+    assert summary.startswith(f"## Promotion gate: **{metrics['recommendation']}**"), summary
+    assert str(base / "run2" / "report.md") in summary.replace("\\", "")
 
 
 def test_report_last_line_matches_the_json(demo_runs):

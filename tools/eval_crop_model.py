@@ -13,6 +13,7 @@ references anything else is refused. In CI pin it with --checkpoint_sha256 or --
 pin says which model was approved.
 """
 
+import json
 import os
 import pathlib
 import signal
@@ -21,6 +22,7 @@ import traceback
 
 from absl import app, flags
 
+from ci_outputs import files
 from eval import cli, sanitise
 from eval.decision.decide import EXAMPLE_VALUES_WARNING
 from eval.errors import GateInputError
@@ -38,6 +40,10 @@ _DEMO_DATASET = (_ROOT / "demo" / "assets" / "snapshot" / "snapshot.yaml").resol
 
 # Every run option (eval.options.GateOptions) with a flag: defaults, bounds and help are declared there once.
 _OPTIONS = cli.define_option_flags()
+_JUNIT_XML = cli.DEFINE_path(
+    "junit_xml", None, "Also write the decision as JUnit XML to this file for CI's test report: one testcase per "
+    "criterion (passed, or a failure typed fail / inconclusive / insufficient_data). With $GITHUB_STEP_SUMMARY set, "
+    "a short Markdown summary is appended there too.")
 _WANDB_PROJECT = flags.DEFINE_string(
     "wandb_project", None, "Log the finished run to this Weights & Biases project (#445): config, summary, tables, "
     "images and the report folder as an artifact. Offline (sync later with `wandb sync`) unless W&B credentials "
@@ -99,11 +105,22 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _ci_outputs(output_dir):
+    """JUnit XML and the CI step summary, read back from the published report (what CI shows is what it holds)."""
+    if _JUNIT_XML.value is None and not os.environ.get(files.STEP_SUMMARY_ENV):
+        return
+    metrics = json.loads((output_dir / "metrics.json").read_bytes())
+    if _JUNIT_XML.value is not None:
+        files.write_junit(_JUNIT_XML.value, metrics)
+    files.append_step_summary(metrics, str(output_dir / "report.md"))
+
+
 def main(argv):
     del argv  # only the program name: cli.parse_flags refuses anything else
     try:
         options = _gate_options({field: holder.value for field, holder in _OPTIONS.items()})
         result, output_dir = run_gate(options)
+        _ci_outputs(output_dir)
     except GateInputError as err:
         print(f"error: {sanitise.text(err)}", file=sys.stderr)
         return EXIT_ERROR
