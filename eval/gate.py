@@ -34,6 +34,7 @@ class GateResult:
     gallery_worst: tuple
     example_values: bool
     class_audit: tuple = ()  # eval.scoring.class_audit.ClassAudit per failure class, for #413's owners
+    strips: tuple = ()  # ((corpus, image_id), JPEG bytes) per scored image, for report.html; sorted
 
 
 def _decode(item):
@@ -123,34 +124,39 @@ class ShardResult:
     gallery: gallery_lib.GalleryPicker
     scores: list = dataclasses.field(default_factory=list)
     not_evaluated: list = dataclasses.field(default_factory=list)
+    strips: list = dataclasses.field(default_factory=list)  # ((corpus, image_id), JPEG bytes) for report.html
 
     @classmethod
     def empty(cls, gallery_size):
         return cls(gallery_lib.GalleryPicker(gallery_size))
 
-    def update(self, scores=(), missing=(), case=None):
-        """Add one image's scores (one per backend), failures, and its gallery case when the picker wanted it."""
+    def update(self, scores=(), missing=(), case=None, strip=None):
+        """Add one image's scores (one per backend), failures, its gallery case when the picker wanted it and
+        its report.html strip."""
         self.scores.extend(scores)
         self.not_evaluated.extend(missing)
         if case is not None:
             self.gallery.update(case)
+        if strip is not None:
+            self.strips.append(strip)
 
     def merge(self, other):
         self.scores.extend(other.scores)
         self.not_evaluated.extend(other.not_evaluated)
         self.gallery.merge(other.gallery)
+        self.strips.extend(other.strips)
         return self
 
     def result(self):
         """(scores sorted by (corpus, image_id, backend), NotEvaluated sorted and one per image with every
-        reason, (best, worst) gallery picks)."""
+        reason, (best, worst) gallery picks, strips sorted by (corpus, image_id))."""
         reasons = {}
         for m in self.not_evaluated:
             key = (m.corpus, m.image_id)  # one image may fail in several backends: report it once
             reasons[key] = f"{reasons[key]}; {m.reason}" if key in reasons else m.reason
         not_evaluated = tuple(NotEvaluated(c, i, r) for (c, i), r in sorted(reasons.items()))
         scores = tuple(sorted(self.scores, key=lambda s: (s.corpus, s.image_id, s.source_backend)))
-        return scores, not_evaluated, self.gallery.result()
+        return scores, not_evaluated, self.gallery.result(), tuple(sorted(self.strips))
 
 
 def _gallery_case(picker, item, scored, photo, truth, predictions):
@@ -200,7 +206,8 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
                 scored = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][key],
                                          criteria.iou_pass_threshold) for b in names}
                 shard.update(scored.values(), case=_gallery_case(shard.gallery, item, scored, photo, truth,
-                                                                 predictions))
+                                                                 predictions),
+                             strip=(key, gallery_lib.make_strip(photo, truth, [predictions[b][key] for b in names])))
             if progress:
                 progress.advance(len(batch))
     return shard
@@ -208,14 +215,14 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
 
 def combine(shards, snapshot, criteria, provenance, gallery_size=3):
     """Merge the shards' results, aggregate and decide; independent of how items were sharded."""
-    scores, not_evaluated, (best, worst) = merged(ShardResult.empty(gallery_size), shards).result()
+    scores, not_evaluated, (best, worst), strips = merged(ShardResult.empty(gallery_size), shards).result()
     # Resampling seeds come from the run key: the same run gets the same intervals, however it was sharded.
     aggregates = with_intervals(aggregate(scores), scores, provenance["run_key"], criteria.decision_rule.level,
                                 [c.measure for c in criteria.criteria])
     decision = decide(criteria, aggregates, len(not_evaluated))
     flagged = [row for i in snapshot.items if i.corpus == FLAGGED for row in i.rows]
     return GateResult(provenance, scores, aggregates, not_evaluated, snapshot.exclusions, decision,
-                      best, worst, criteria.example_values, audit_classes(criteria, flagged))
+                      best, worst, criteria.example_values, audit_classes(criteria, flagged), strips)
 
 
 def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None,

@@ -15,6 +15,8 @@ from PIL import Image, ImageDraw, ImageFont
 from eval.scoring.scores import round_metric
 
 THUMB_HEIGHT = 256  # panel tiles are at least this high, whatever the photo's size
+STRIP_HEIGHT = 40  # report.html's per-image strips: small, so 2,000 of them stay a page one can open
+STRIP_QUALITY = 70  # JPEG: a strip is a photo; PNG would be several times larger
 _COLORS = {"tp": (46, 204, 64), "fp": (255, 65, 54), "fn": (0, 116, 217)}
 _LEGEND = (("tp", "correct foreground"), ("fp", "false foreground"), ("fn", "missed foreground"))
 
@@ -47,11 +49,11 @@ class GalleryCase:
         return f"{kind}-{rank:02d}-{self.corpus}-{slug}-{tag}.png"
 
 
-def _thumb(array, height=THUMB_HEIGHT):
+def _thumb(array, height=THUMB_HEIGHT, reducing_gap=None):
     img = Image.fromarray(array)
     width = max(1, round(img.width * height / img.height))
     return np.asarray(img.resize((width, height), Image.Resampling.NEAREST if array.dtype == bool
-                                 else Image.Resampling.BILINEAR))
+                                 else Image.Resampling.BILINEAR, reducing_gap=reducing_gap))
 
 
 def make_case(baseline, candidate, image, truth, baseline_mask, candidate_mask, incumbent=None):
@@ -106,6 +108,20 @@ class GalleryPicker:
     def result(self):
         """(best improvements, worst regressions), each ordered best first."""
         return tuple(self._best), tuple(self._worst)
+
+
+def make_strip(photo, truth, masks):
+    """JPEG bytes of one image's strip for report.html: photo | ground truth | one overlay per mask (in the
+    report's backend order), STRIP_HEIGHT pixels high. Encoding is deterministic: same pixels, same bytes."""
+    # reducing_gap: a 12-Mpixel photo is box-reduced before the filter, ~10x faster at this size.
+    photo_thumb, truth_thumb, *mask_thumbs = (_thumb(a, STRIP_HEIGHT, reducing_gap=2.0)
+                                              for a in (photo, truth, *masks))
+    tiles = [photo_thumb, np.where(truth_thumb[..., None], photo_thumb, (photo_thumb * 0.2).astype(np.uint8))]
+    tiles += [_overlay(photo_thumb, mask, truth_thumb) for mask in mask_thumbs]
+    buffer = io.BytesIO()
+    Image.fromarray(np.concatenate(tiles, axis=1)).save(buffer, format="JPEG", quality=STRIP_QUALITY,
+                                                        optimize=False, progressive=False)
+    return buffer.getvalue()
 
 
 def _overlay(photo, prediction, truth):

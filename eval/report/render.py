@@ -19,6 +19,7 @@ from eval.inputs.criteria import CONFIDENCE
 from eval.measures import MAX, MEAN, RATE, Measure, regression_name, value_name
 from eval.report import artifacts, forest
 from eval.report import gallery as gallery_lib
+from eval.report import html
 from eval.scoring import class_audit
 from eval.scoring.scores import round_metric
 
@@ -147,7 +148,7 @@ def _side_by_side(result):
     return sorted(rows, key=_decision_order(result.decision))
 
 
-def _gallery_entries(cases, kind):
+def gallery_entries(cases, kind):
     return [{"file": f"gallery/{case.file_name(kind, rank)}", "case": case} for rank, case in enumerate(cases, 1)]
 
 
@@ -158,8 +159,9 @@ def _exclusion_summary(exclusions):
     return sorted(counts.items())
 
 
-def _environment():
-    env = jinja2.Environment(loader=jinja2.PackageLoader("eval.report", "templates"), autoescape=False,
+def template_environment(autoescape=False):
+    """The templates' jinja environment and number filters; HTML templates ask for `autoescape`."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("eval.report", "templates"), autoescape=autoescape,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["md"] = sanitise.markdown
@@ -170,7 +172,7 @@ def _environment():
     return env
 
 
-def _rule_text(rule):
+def rule_text(rule):
     """One paragraph saying how the criteria table was decided."""
     bounds = (f"Intervals are one-sided {rule.level:.0%} bounds (together a {2 * rule.level - 1:.0%} interval): "
               "a bootstrap over images for mean IoU, paired for its regression vs rembg (and the incumbent), Wilson "
@@ -188,11 +190,11 @@ def _rule_text(rule):
 
 
 def report_markdown(result, title):
-    best = _gallery_entries(result.gallery_best, "improvement")
-    worst = _gallery_entries(result.gallery_worst, "regression")
-    text = _environment().get_template("report.md.j2").render(
+    best = gallery_entries(result.gallery_best, "improvement")
+    worst = gallery_entries(result.gallery_worst, "regression")
+    text = template_environment().get_template("report.md.j2").render(
         title=title, result=result, decision=result.decision, prov=result.provenance,
-        rule_text=_rule_text(result.decision.rule), forest=FOREST_FILE if forest_rows(result) else None,
+        rule_text=rule_text(result.decision.rule), forest=FOREST_FILE if forest_rows(result) else None,
         rows=_side_by_side(result), best=best, worst=worst, exclusions=_exclusion_summary(result.exclusions),
         n_excluded=len(result.exclusions), audit_examples=class_audit.EXAMPLES,
         incumbent=any(a.source_backend == INCUMBENT for a in result.aggregates))
@@ -201,7 +203,7 @@ def report_markdown(result, title):
 
 def gallery_files(result):
     """{relative path: PNG bytes} of every gallery panel referenced by the report."""
-    entries = _gallery_entries(result.gallery_best, "improvement") + _gallery_entries(result.gallery_worst,
+    entries = gallery_entries(result.gallery_best, "improvement") + gallery_entries(result.gallery_worst,
                                                                                         "regression")
     return {e["file"]: gallery_lib.render_panel(e["case"]) for e in entries}
 
@@ -228,8 +230,14 @@ def forest_rows(result):
 
 
 def render_all(result, title):
-    """Every output file of a run as {relative path: bytes}."""
+    """Every output file of a run as {relative path: bytes}: report.html inlines the plot and the gallery."""
     rows = forest_rows(result)
     plot = {FOREST_FILE: forest.render_forest(rows, result.decision.rule.level)} if rows else {}
-    return {"metrics.json": metrics_json(result), "per_image.csv": per_image_csv(result),
-            "report.md": report_markdown(result, title), **plot, **gallery_files(result)}
+    files = {"metrics.json": metrics_json(result), "per_image.csv": per_image_csv(result),
+             "report.md": report_markdown(result, title), **plot, **gallery_files(result)}
+    gallery = [(heading, [(e["case"], files[e["file"]]) for e in gallery_entries(cases, kind)])
+               for heading, cases, kind in (("Largest improvements", result.gallery_best, "improvement"),
+                                            ("Worst regressions", result.gallery_worst, "regression"))]
+    page = html.report_html(result, title, template_environment(autoescape=True),
+                            rule_text(result.decision.rule).replace("**", ""), plot.get(FOREST_FILE), gallery)
+    return {**files, "report.html": page}
