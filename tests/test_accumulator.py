@@ -48,7 +48,8 @@ def score(backend, i, value):
 def shard(indices):
     part = ShardResult.empty(3)
     for i in indices:
-        part.update([score("candidate", i, 0.8 + 0.01 * (i % 7)), score("rembg", i, 1.0)])
+        part.update([score("candidate", i, 0.8 + 0.01 * (i % 7)), score("rembg", i, 1.0)],
+                    strip=(("test", f"i{i:02d}"), bytes([i])))
         if i % 4 == 0:
             part.update(missing=[NotEvaluated("test", f"i{i:02d}", f"backend {i % 3} failed")])
     return part
@@ -61,7 +62,8 @@ def test_shard_results_merge_to_one_result_in_any_grouping():
         parts = [shard(g) for g in grouping]
         assert merged(ShardResult.empty(3), parts).result() == single
         assert all(len(p.scores) == 2 * len(g) for p, g in zip(parts, grouping)), "parts stay as they were"
-    scores, not_evaluated, _ = single
+    scores, not_evaluated, _, strips = single
+    assert [key for key, _ in strips] == [("test", f"i{i:02d}") for i in range(20)]
     assert [s.image_id for s in scores[:4]] == ["i00", "i00", "i01", "i01"]
     assert [m.image_id for m in not_evaluated] == ["i00", "i04", "i08", "i12", "i16"]
 
