@@ -158,17 +158,19 @@ def run_provenance(prepared, backend_provenance):
     }
 
 
-def publish_result(prepared, result, meter=None):
+def publish_result(prepared, result, meter=None, signer=None):
     """Render every output file and publish the folder atomically (refused if it changed since the check);
-    timings.json when a `meter` timed the run."""
+    timings.json when a `meter` timed the run; manifest.sig when a `signer` signs the manifest."""
     files = report.render_all(result, prepared.title)
     if meter is not None:
         files[outputs.TIMINGS] = meter.json(prepared.run_key)  # machine-dependent: kept out of metrics.json
-    prepared.destination.publish(files)
+    prepared.destination.publish(files, signer)
 
 
-def run_gate(options, open_store=volumes.ModalVolumeStore):
-    """Evaluate, decide and publish; returns (GateResult, output directory). Raises GateInputError."""
+def run_gate(options, open_store=volumes.ModalVolumeStore, signer=None):
+    """Evaluate, decide and publish; returns (GateResult, output directory). Raises GateInputError.
+
+    `signer` (manifest bytes -> signature bytes, see promotion/signing.py) signs the published manifest."""
     progress = Progress(options.quiet)
     prepared = prepare_run(options, open_store)
     checkpoint, snapshot = prepared.checkpoint, prepared.snapshot
@@ -178,5 +180,5 @@ def run_gate(options, open_store=volumes.ModalVolumeStore):
     provenance = run_provenance(prepared, {b.name: b.provenance() for b in backends.present})
     result = evaluate(snapshot, prepared.criteria, backends.baseline, backends.candidate, provenance,
                       options.batch_size, options.gallery_size, progress, incumbent=backends.incumbent)
-    publish_result(prepared, result, meter)
+    publish_result(prepared, result, meter, signer)
     return result, prepared.output_dir

@@ -13,7 +13,7 @@ references anything else is refused. In CI pin it with --checkpoint_sha256 or --
 pin says which model was approved.
 """
 
-import json
+import functools
 import os
 import pathlib
 import signal
@@ -28,7 +28,9 @@ from eval.decision.decide import EXAMPLE_VALUES_WARNING
 from eval.errors import GateInputError
 from eval.options import GateOptions, cross_problems
 from eval.pipeline import run_gate
+from eval.report import artifacts
 from eval.runtime import user_path
+from promotion import signing
 from tracking.wandb_run import TrackingOptions, harness_commit, track
 
 _ROOT = pathlib.Path(__file__).absolute().parent.parent  # runfiles root of this workspace, or the source tree
@@ -44,6 +46,10 @@ _JUNIT_XML = cli.DEFINE_path(
     "junit_xml", None, "Also write the decision as JUnit XML to this file for CI's test report: one testcase per "
     "criterion (passed, or a failure typed fail / inconclusive / insufficient_data). With $GITHUB_STEP_SUMMARY set, "
     "a short Markdown summary is appended there too.")
+_SIGNING_KEY = cli.DEFINE_path(
+    "signing_key", None, "Ed25519 private key (PEM, e.g. from `openssl genpkey -algorithm ed25519`): sign the "
+    "report's manifest.json into manifest.sig, so the deploy step's verify_promotion --public_key can check who "
+    "cleared it. Read before any model runs; never printed.")
 _WANDB_PROJECT = flags.DEFINE_string(
     "wandb_project", None, "Log the finished run to this Weights & Biases project (#445): config, summary, tables, "
     "images and the report folder as an artifact. Offline (sync later with `wandb sync`) unless W&B credentials "
@@ -109,7 +115,7 @@ def _ci_outputs(output_dir):
     """JUnit XML and the CI step summary, read back from the published report (what CI shows is what it holds)."""
     if _JUNIT_XML.value is None and not os.environ.get(files.STEP_SUMMARY_ENV):
         return
-    metrics = json.loads((output_dir / "metrics.json").read_bytes())
+    metrics = artifacts.load_report(output_dir).metrics
     if _JUNIT_XML.value is not None:
         files.write_junit(_JUNIT_XML.value, metrics)
     files.append_step_summary(metrics, str(output_dir / "report.md"))
@@ -119,7 +125,8 @@ def main(argv):
     del argv  # only the program name: cli.parse_flags refuses anything else
     try:
         options = _gate_options({field: holder.value for field, holder in _OPTIONS.items()})
-        result, output_dir = run_gate(options)
+        key = signing.load_private_key(_SIGNING_KEY.value) if _SIGNING_KEY.value else None
+        result, output_dir = run_gate(options, signer=key and functools.partial(signing.sign, private_key=key))
         _ci_outputs(output_dir)
     except GateInputError as err:
         print(f"error: {sanitise.text(err)}", file=sys.stderr)

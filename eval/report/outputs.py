@@ -35,6 +35,9 @@ from eval.inputs.safe_paths import read_bytes
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "pottery-gate-manifest/v1"
+# A detached signature over manifest.json's bytes (promotion/signing.py makes it): the gate writes it when the
+# run is signed, and the manifest then names it in "signature", so it is one of the gate's files.
+SIGNATURE = "manifest.sig"
 TIMINGS = "timings.json"
 # Files whose bytes depend on the machine (eval/timings.py): listed with a null digest so the manifest stays
 # reproducible. No other entry may have one.
@@ -53,8 +56,8 @@ def _entry_problem(name, digest):
     parts = name.split("/")
     if name.startswith("/") or any(part in ("", ".", "..") for part in parts):
         return "is not a plain relative path inside the folder (absolute, '.', '..' or an empty component)"
-    if name == MANIFEST:
-        return f"lists {MANIFEST} itself"
+    if name in (MANIFEST, SIGNATURE):
+        return f"lists {name}, which is never one of the files it covers"
     if digest is None:
         return None if name in UNPINNED else f"has no digest; only {', '.join(sorted(UNPINNED))} may have none"
     if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
@@ -83,6 +86,8 @@ def read_manifest(folder):
     if (not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT
             or not isinstance(document.get("files"), dict) or not isinstance(document.get("run_key"), str)):
         raise GateInputError(path, f"is not a gate manifest ({MANIFEST_FORMAT} with run_key and files)")
+    if document.get("signature", SIGNATURE) != SIGNATURE:
+        raise GateInputError(path, f"names a signature file other than {SIGNATURE}")
     for name, digest in sorted(document["files"].items()):
         problem = _entry_problem(name, digest)
         if problem:
@@ -95,12 +100,18 @@ def _refuse_constant(name):
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _own_files(manifest):
+    """The names the gate wrote besides the listed files: the manifest, and its signature when it names one."""
+    return {MANIFEST, *((SIGNATURE,) if "signature" in manifest else ())}
+
+
 def _not_written_by_the_gate(folder, manifest):
     """Sorted relative paths under `folder` that the manifest does not account for, that changed, or that it
     lists with a digest and are missing (an unpinned file, such as a committed example's timings.json, may
     be absent)."""
     files = manifest["files"]
-    expected = {MANIFEST, *files}
+    own = _own_files(manifest)
+    expected = {*own, *files}
     parents = {p.as_posix() for name in expected for p in pathlib.PurePosixPath(name).parents} - {"."}
     strangers = []
     seen = set()
@@ -117,7 +128,7 @@ def _not_written_by_the_gate(folder, manifest):
                     strangers.append(relative + "/")
             elif relative not in expected or not stat.S_ISREG(path.lstat().st_mode):
                 strangers.append(relative)
-            elif relative != MANIFEST and files[relative] is not None and file_digest(path) != files[relative]:
+            elif relative not in own and files[relative] is not None and file_digest(path) != files[relative]:
                 strangers.append(f"{relative} (modified since the gate wrote it)")
         subdirs[:] = [d for d in subdirs if not (here / d).is_symlink()]
     strangers.extend(f"{name} (listed in {MANIFEST} but missing)" for name, digest in files.items()
@@ -209,7 +220,7 @@ def _remove_gate_files(folder, manifest):
     The folder is walked, never joined with a listed name, so whatever a manifest says, only files found
     inside the folder (symlinks not followed) are ever deleted; anything else stays.
     """
-    listed = {MANIFEST, *manifest["files"]}
+    listed = {*_own_files(manifest), *manifest["files"]}
     for directory, subdirs, names in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
         here = pathlib.Path(directory)
         for name in names:
@@ -229,10 +240,11 @@ class Destination:
     overwrite: bool
     seen: str | None  # sha256 of the manifest found at check time; None: absent or empty
 
-    def publish(self, files):
+    def publish(self, files, signer=None):
         """Write {relative path: bytes} and the manifest as the complete content of the folder, atomically.
 
-        The machine-dependent files (UNPINNED) are listed as the gate's without a digest.
+        The machine-dependent files (UNPINNED) are listed as the gate's without a digest. With a `signer`
+        (manifest bytes -> signature bytes), the manifest names SIGNATURE and the signature is written there.
         """
         folder = self.path
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -241,12 +253,16 @@ class Destination:
             os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the report from the group
             manifest = {"format": MANIFEST_FORMAT, "run_key": self.run_key,
                         "files": {name: None if name in UNPINNED else hashlib.sha256(data).hexdigest()
-                                  for name, data in sorted(files.items())}}
+                                  for name, data in sorted(files.items())},
+                        **({"signature": SIGNATURE} if signer else {})}
             for relative, data in sorted(files.items()):
                 path = staging / relative
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
-            (staging / MANIFEST).write_bytes((json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+            manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+            (staging / MANIFEST).write_bytes(manifest_bytes)
+            if signer:
+                (staging / SIGNATURE).write_bytes(signer(manifest_bytes))
             with _exclusively(folder.parent):
                 if _state(folder, self.run_key, self.overwrite) != self.seen:
                     raise GateInputError(folder, "another run published a report there while this one was "
