@@ -216,8 +216,7 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
 def combine(shards, snapshot, criteria, provenance, gallery_size=3):
     """Merge the shards' results, aggregate and decide; independent of how items were sharded."""
     scores, not_evaluated, (best, worst), strips = merged(ShardResult.empty(gallery_size), shards).result()
-    # Resampling seeds come from the run key: the same run gets the same intervals, however it was sharded.
-    aggregates = with_intervals(aggregate(scores), scores, provenance["run_key"], criteria.decision_rule.level,
+    aggregates = with_intervals(aggregate(scores), scores, criteria.decision_rule.level,
                                 [c.measure for c in criteria.criteria])
     decision = decide(criteria, aggregates, len(not_evaluated))
     flagged = [row for i in snapshot.items if i.corpus == FLAGGED for row in i.rows]

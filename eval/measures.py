@@ -8,9 +8,11 @@ below (`bound: min`, the value must reach the threshold) or from above (`max`, i
 statistic minus the candidate's on the same images, positive when the candidate is worse, and only ever
 bounded from above. Which statistics a criterion may bound depends on the decision rule: the point rule
 compares the observed value, so any statistic the aggregates record will do; the confidence rule tests an
-interval, so only statistics with a valid one: a mean (bootstrap over images, paired for a regression) and
-the pass rate (Wilson score interval; there is no interval on a pass-rate regression). Quantiles (median,
-p10, p90) have none: the bootstrap of a sample quantile is unreliable at the sizes the gate sees.
+interval, so only statistics with a valid one: a mean (Student's t at a calibrated tail over images, paired
+for a regression) and the pass rate (Clopper-Pearson; there is no interval on a pass-rate regression).
+Quantiles (median, p10, p90) have none: no interval on a sample quantile is reliable at the sizes the gate
+sees. Under the confidence rule a criterion also needs `min_images_to_pass` images: below it no bound at
+the rule's level can clear the threshold honestly (eval.decision.statistics states the conventions).
 
 Adding a metric is one METRICS row (its Aggregate field must exist); a criterion on it is then one YAML entry.
 
@@ -18,6 +20,7 @@ The criteria files of schema_version 1 and 2 name a measure by `kind`; LEGACY_KI
 """
 
 import dataclasses
+import math
 
 POINT, CONFIDENCE = "point", "confidence"  # the decision rules (eval.inputs.criteria.DecisionRule.kind)
 MIN, MAX = "min", "max"  # the bounds: observed must reach the threshold / must not exceed it
@@ -98,6 +101,32 @@ class Measure:
             return (f"the confidence rule needs an interval and {what} has none (it can bound "
                     f"{' or '.join(RULE_STATISTICS[CONFIDENCE])}, a regression on a mean only); use the point rule")
         return None
+
+
+# Under the confidence rule, the fewest images from which a bound on a mean may pass: with fewer, the
+# spread (and a skewed tail) is too poorly seen for Student's t, and bench:decision_quality's bimodal and
+# flagged populations give P(go | true regression = margin) of 0.15-0.35 at n = 2-4.
+MIN_IMAGES_MEAN = 5
+
+
+def min_images_to_pass(statistic, bound, threshold, level):
+    """The smallest n from which a criterion on `statistic` can pass under the confidence rule at `level`.
+
+    A mean: MIN_IMAGES_MEAN. A pass rate bounded from below: the smallest n whose Clopper-Pearson lower
+    bound with every image passing, (1 - level)^(1/n), reaches the threshold; from above (or a threshold
+    of 0), one image.
+
+    Example:
+        >>> min_images_to_pass(RATE, MIN, 0.6, 0.95), min_images_to_pass(MEAN, MIN, 0.85, 0.95)
+        (6, 5)
+    """
+    if statistic != RATE:
+        return MIN_IMAGES_MEAN
+    if bound == MAX or threshold <= 0:
+        return 1
+    if threshold >= 1:
+        return None  # a lower bound below 1 never reaches 1: such a criterion can never pass
+    return max(1, math.ceil(math.log(1 - level) / math.log(threshold) - 1e-9))
 
 
 def value_name(metric, statistic):

@@ -8,7 +8,8 @@ import pytest
 from eval.decision import decide as decision
 from eval.decision.intervals import with_intervals
 from eval.inputs.criteria import CONFIDENCE, Criterion, DecisionRule, SuccessCriteria
-from eval.measures import LEGACY_KINDS, Measure, legacy_measure
+from eval.decision.statistics import Interval
+from eval.measures import LEGACY_KINDS, MAX, Measure, legacy_measure
 from eval.scoring.scores import ImageScore, aggregate, image_score
 from tests.support import binary
 
@@ -226,7 +227,7 @@ def from_ious(candidate, baseline, corpus="test", threshold=0.75, incumbent=None
                                   recall=1.0, bbox_iou_secondary=1.0, boundary_iou=round(iou, 6),
                                   passed=iou >= threshold, true_positive_pixels=0, predicted_pixels=0,
                                   ground_truth_pixels=1))
-    return with_intervals(aggregate(out), out, "run-key", 0.95)
+    return with_intervals(aggregate(out), out, 0.95)
 
 
 def confident(*items, min_images=2):
@@ -279,37 +280,55 @@ def test_confidence_inconclusive_says_so_and_estimates_the_images_needed():
 
 
 def test_confidence_bound_on_the_threshold_is_within_it():
-    r = decide_regression([0.05] * 4)  # every image drops exactly the allowed 0.05: a zero-width interval
-    assert (r.interval.lower, r.interval.upper) == (pytest.approx(0.05), pytest.approx(0.05))
-    assert r.status == decision.PASS and r.margin == pytest.approx(0.0)
+    interval = Interval(0.03, 0.05, 0.95, "test")
+    assert decision._confidence_verdict(MAX, 0.04, interval, 0.05, 10) == (decision.PASS, 0.0, None)
+
+
+def test_regression_no_spread_is_no_evidence():
+    """Regression: every image dropping exactly 0.05 gave a zero-width interval and a pass; a sample with
+    no spread cannot show a rare catastrophic miss, so its interval is the whole range."""
+    r = decide_regression([0.05] * 8)
+    assert (r.interval.lower, r.interval.upper) == (-1.0, 1.0) and r.status == decision.INCONCLUSIVE
+
+
+def test_below_the_floor_a_bound_cannot_pass():
+    """Four images whose regression bound clears the threshold are still insufficient data (a mean needs
+    eval.measures.MIN_IMAGES_MEAN), while a clear miss on as few stands."""
+    r = decide_regression([0.001, 0.0012, 0.0008, 0.0011])
+    assert r.interval.upper <= 0.05 and r.status == decision.INSUFFICIENT
+    assert "only from 5 images on" in r.summary
+    assert decide_regression([0.001, 0.0012, 0.0008, 0.0011, 0.001]).status == decision.PASS
+    assert decide_regression([0.2, 0.21, 0.19]).status == decision.FAIL
 
 
 def test_confidence_on_pass_rate_and_mean_iou():
     rate = Criterion.of_kind("rate", "min_pass_rate", "test", "all", 0.6)
     mean = Criterion.of_kind("mean", "min_mean_iou", "test", "all", 0.8)
-    clear = from_ious([0.9] * 30, [0.9] * 30)
+    clear = from_ious([0.9, 0.92, 0.88] * 10, [0.9] * 30)
     assert [r.status for r in decision.decide(confident(rate, mean), clear, 0).results[1:]] == ["pass", "pass"]
-    few = from_ious([0.9, 0.9, 0.9, 0.5, 0.5], [0.9] * 5)  # pass rate 0.6 and mean 0.74 on 5 images
+    few = from_ious([0.9, 0.9, 0.9, 0.5, 0.5] * 2, [0.9] * 10)  # pass rate 0.6 and mean 0.74 on 10 images
     statuses = {r.id: r.status for r in decision.decide(confident(rate, mean), few, 0).results[1:]}
     assert statuses == {"rate": "inconclusive", "mean": "inconclusive"}
-    bad = from_ious([0.5] * 30, [0.9] * 30)
+    five = decision.decide(confident(rate), from_ious([0.9] * 5, [0.9] * 5), 0).results[1]
+    assert five.status == "insufficient_data" and "only from 6 images on" in five.summary  # 0.05^(1/5) < 0.6
+    bad = from_ious([0.5, 0.52, 0.48] * 10, [0.9] * 30)
     assert [r.status for r in decision.decide(confident(rate, mean), bad, 0).results[1:]] == ["fail", "fail"]
 
 
 def test_clear_miss_is_cited_before_inconclusive_before_insufficient():
     rate = Criterion.of_kind("rate", "min_pass_rate", "test", "all", 0.6)
     fails = Criterion.of_kind("mean", "min_mean_iou", "test", "all", 0.99)
-    aggs = from_ious([0.9, 0.9, 0.9, 0.5, 0.5], [0.9] * 5)
+    aggs = from_ious([0.9, 0.9, 0.9, 0.5, 0.5] * 2, [0.9] * 10)
     d = decision.decide(confident(rate, fails), aggs, 0)
     assert (d.deciding.id, d.deciding.status) == ("mean", "fail")
-    assert decision.decide(confident(rate, min_images=10), aggs, 0).deciding.status == decision.INSUFFICIENT
+    assert decision.decide(confident(rate, min_images=11), aggs, 0).deciding.status == decision.INSUFFICIENT
 
 
 def test_holm_turns_marginal_misses_into_inconclusive_but_keeps_clear_ones():
     tests = [Criterion.of_kind(f"r{k}", "max_mean_iou_regression", "test", "all", t) for k, t in enumerate(
-        [0.134, 0.05, 0.3, 0.3, 0.3, 0.3])]  # r0: a marginal miss, r1: a clear one, r2..r5 pass
-    drops = [0.1, 0.2, 0.15, 0.17, 0.13, 0.19, 0.16, 0.18]
-    aggs = from_ious([0.95 - d for d in drops], [0.95] * 8)
+        [0.137, 0.05, 0.3, 0.3, 0.3, 0.3])]  # r0: a marginal miss, r1: a clear one, r2..r5 pass
+    drops = [0.1, 0.2, 0.15, 0.17, 0.13, 0.19, 0.16, 0.18] * 3
+    aggs = from_ious([0.95 - d for d in drops], [0.95] * 24)
     plain = {r.id: r.status for r in decision.decide(confident(*tests), aggs, 0).results[1:]}
     holm_rule = dataclasses.replace(confident(*tests), decision_rule=DecisionRule(CONFIDENCE, 0.95, True))
     holm = {r.id: r for r in decision.decide(holm_rule, aggs, 0).results[1:]}
@@ -423,8 +442,8 @@ def test_v3_criterion_on_another_metric_gets_its_interval_and_leaves_the_reporte
     rows = pixel_scores([(0.85 + 0.01 * (i % 5), 1.0, 1.0, 0.9 - 0.02 * (i % 3)) for i in range(n)],
                         [(1.0, 1.0, 1.0, 0.9)] * n)
     precision = v3("precision", "precision", "mean", "min", 0.8)
-    plain = with_intervals(aggregate(rows), rows, "run-key", 0.95)
-    measured = with_intervals(aggregate(rows), rows, "run-key", 0.95, [precision.measure])
+    plain = with_intervals(aggregate(rows), rows, 0.95)
+    measured = with_intervals(aggregate(rows), rows, 0.95, [precision.measure])
     cand = next(a for a in measured if a.source_backend == "candidate")
     alone = next(a for a in plain if a.source_backend == "candidate")
     assert "precision_mean" not in alone.intervals and "precision_regression_vs_rembg" in cand.intervals

@@ -12,7 +12,7 @@ import dataclasses
 
 from eval.decision import statistics
 from eval.inputs.criteria import ALL, CONFIDENCE, EACH
-from eval.measures import MAX, MIN, Measure
+from eval.measures import MAX, MIN, Measure, min_images_to_pass
 from eval.scoring.scores import BASELINE, CANDIDATE, INCUMBENT, round_metric, within  # noqa: F401 (re-exported)
 
 PASS, FAIL, INSUFFICIENT, INCONCLUSIVE = "pass", "fail", "insufficient_data", "inconclusive"
@@ -115,6 +115,19 @@ def _evidence_problem(where, n, n_empty, criteria):
     return None
 
 
+def _below_floor(criterion, n_evidence, level):
+    """Why a confidence-rule verdict other than a clear miss on `n_evidence` images is no evidence (fewer
+    than eval.measures.min_images_to_pass), or None."""
+    measure = criterion.measure
+    floor = min_images_to_pass(measure.statistic, measure.bound, criterion.threshold, level)
+    if floor is None:
+        return f"no number of images can put a {level:.0%} lower bound on a rate at {criterion.threshold:g}"
+    if n_evidence < floor:
+        return (f"{n_evidence} image(s) with a non-empty ground truth, and a {level:.0%} bound on a "
+                f"{measure.statistic} can pass {criterion.threshold:g} only from {floor} images on")
+    return None
+
+
 def _point_verdict(bound, observed, threshold):
     """(status, margin) of the observed value itself against the threshold (inclusive)."""
     margin = observed - threshold if bound == MIN else threshold - observed
@@ -187,9 +200,14 @@ def _measure(criterion, failure_class, table, criteria):
         return CriterionResult(**base, observed=observed, margin=None, status=INCONCLUSIVE, interval=None,
                                summary=f"{summary}: no interval was computed; inconclusive, never a go")
     status, margin, needed = _confidence_verdict(measure.bound, observed, interval, criterion.threshold, n)
+    summary = f"{summary} at {rule.level:.0%} confidence; "
+    floor = _below_floor(criterion, n - n_empty, rule.level) if status != FAIL else None
+    if floor:  # a clear miss stands on any n; a pass or a straddle below the floor is no evidence
+        return CriterionResult(**base, observed=observed, margin=margin, status=INSUFFICIENT, interval=interval,
+                               summary=f"{summary}insufficient data: {floor}")
     return CriterionResult(**base, observed=observed, margin=margin, status=status, interval=interval,
-                           images_needed=needed, summary=f"{summary} at {rule.level:.0%} confidence; "
-                           f"{_confidence_summary(status, interval, criterion.threshold, needed)}")
+                           images_needed=needed,
+                           summary=summary + _confidence_summary(status, interval, criterion.threshold, needed))
 
 
 def _completeness(n_evaluated, n_not_evaluated):
