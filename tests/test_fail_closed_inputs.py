@@ -224,10 +224,6 @@ def test_snapshot_empty_corpora(tmp_path):
     root = write_snapshot(tmp_path / "a", n_test=0)
     (root / "test" / "images" / ".DS_Store").write_bytes(b"\x00")  # hidden files are not images
     refused(lambda: load_snapshot(root), root / "test" / "images", "empty corpus")
-    root = write_snapshot(tmp_path / "b", rows=[])
-    refused(lambda: load_snapshot(root), root / "flagged" / "croprun.jsonl", "empty corpus")
-    (root / "flagged" / "croprun.jsonl").write_text("\n  \n\n")
-    refused(lambda: load_snapshot(root), root / "flagged" / "croprun.jsonl", "empty corpus")
 
 
 def test_snapshot_stray_file_in_the_test_split(tmp_path):

@@ -7,7 +7,9 @@ import pytest
 
 from eval.errors import GateInputError
 from eval.inputs import images
+from eval.decision.decide import decide
 from eval.inputs import snapshot
+from eval.inputs.criteria import Criterion, SuccessCriteria
 from tests.support import DEMO_SNAPSHOT, crop_run, pot_photo, write_snapshot
 
 
@@ -76,7 +78,6 @@ def test_anti_aliased_mask_splits_at_half_coverage(tmp_path):
 
 
 @pytest.mark.parametrize("rows, message", [
-    ([], "empty corpus"),
     ([crop_run("a"), crop_run("a")], "duplicate CropRun id 'a'"),
     ([crop_run("a", image="../../etc/passwd")], "escapes the snapshot root"),
     ([crop_run("a", image="/etc/passwd")], "escapes the snapshot root"),
@@ -84,6 +85,21 @@ def test_anti_aliased_mask_splits_at_half_coverage(tmp_path):
 def test_structural_problems_are_refused(tmp_path, rows, message):
     with pytest.raises(GateInputError, match=message):
         snapshot.load_snapshot(write_snapshot(tmp_path, rows=rows))
+
+
+def test_an_empty_croprun_jsonl_is_an_empty_flagged_corpus(tmp_path):
+    """The rule (module docstring): no rows, or blank lines only, load as no flagged images, and a criterion
+    on the flagged corpus is then insufficient data; the test split is still evaluated."""
+    root = write_snapshot(tmp_path, rows=[])
+    for text in ("", "\n  \n\n"):
+        (root / "flagged" / "croprun.jsonl").write_text(text)
+        loaded = snapshot.load_snapshot(root)
+        assert not [i for i in loaded.items if i.corpus == "flagged"] and loaded.exclusions == ()
+        assert [i for i in loaded.items if i.corpus == "test"]
+    rate = Criterion.of_kind("flagged_rate", "min_pass_rate", "flagged", "all", 0.5)
+    criteria = SuccessCriteria("c.yaml", "0" * 64, False, 0.5, 1, (), (rate,))
+    result = decide(criteria, (), 0)
+    assert result.recommendation == "no-go" and result.deciding.status == "insufficient_data"
 
 
 def test_malformed_jsonl_names_the_line(tmp_path):

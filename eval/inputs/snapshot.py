@@ -12,7 +12,10 @@
                                paths are relative to flagged/ and may not leave the snapshot
 
 Flagged corpus = rows with source.type == "human" and a ground-truth annotation; every other row is
-excluded and counted by reason. A row may carry the reason it was excluded when the snapshot was made
+excluded and counted by reason. An empty croprun.jsonl (no rows, or blank lines only) is a snapshot whose
+database had no flagged row yet: it loads with an empty flagged corpus, like one whose every row is
+excluded, and every criterion on the flagged corpus is then insufficient data (never a go). The test split,
+which every run needs, may not be empty. A row may carry the reason it was excluded when the snapshot was made
 (`excluded`, e.g. a malformed CropRun.source: croprun_export/export.py), so the counts cover every row of
 the database. snapshot.yaml may record where the snapshot came from (`export`: the database, as_of, the
 schema mapping's digest, counts per exclusion reason), which the report shows. Structural problems (missing files or folders, malformed rows,
@@ -236,8 +239,6 @@ def _flagged_items(root):
         truth = resolve_inside(root, row["annotation"]["mask"], where, base=root / FLAGGED)
         items.append(EvalItem(FLAGGED, row["id"], image, truth, "png", row["annotation"]["kind"],
                               notes=row["notes"] or "", source=tuple(sorted(row["source"].items()))))
-    if not lines:
-        raise GateInputError(jsonl, "empty corpus: no CropRun rows")
     return items, exclusions
 
 
