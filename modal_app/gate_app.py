@@ -36,7 +36,7 @@ import modal
 
 from eval import options as options_lib
 from eval import pipeline, sanitise
-from eval.decision.decide import EXAMPLE_VALUES_WARNING, recommendation_line
+from eval.decision.decide import EXAMPLE_VALUES_WARNING, INCUMBENT_UNUSED_WARNING, recommendation_line
 from eval.errors import GateInputError
 from eval.gate import ShardResult, batches, combine, score_items
 from eval.inputs import volumes
@@ -333,7 +333,7 @@ def coordinate(request, mounts, map_shards):
     return {"status": "ok", "recommendation": decision.recommendation,
             "deciding_criterion": {"id": decision.deciding.id, "summary": decision.deciding.summary},
             "not_evaluated": len(result.not_evaluated), "example_values": result.example_values,
-            "output": mounts.uri(prepared.output_dir),
+            "incumbent_unused": decision.incumbent_unused, "output": mounts.uri(prepared.output_dir),
             "run_key": prepared.run_key, "images": len(snapshot.items), "shards": len(plan)}
 
 
@@ -453,6 +453,8 @@ def report_summary(summary, out=None, err=None):
           file=out)
     if summary.get("example_values", True):  # unknown counts as example values: never a silent go
         print(EXAMPLE_VALUES_WARNING, file=err)
+    if summary.get("incumbent_unused"):
+        print(INCUMBENT_UNUSED_WARNING, file=err)
     if summary["not_evaluated"]:
         print(f"error: {summary['not_evaluated']} image(s) could not be evaluated (listed in the report)", file=err)
     return exit_code(summary)

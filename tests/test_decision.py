@@ -38,13 +38,22 @@ PASS_RATE = Criterion.of_kind("pass_rate", "min_pass_rate", "test", "all", 0.5)
 REGRESSION = Criterion.of_kind("regression", "max_mean_iou_regression", "test", "all", 0.1)
 
 
-def test_go_when_all_pass_cites_the_tightest_margin():
+def test_go_cites_the_files_first_criterion():
     aggs = scores([FULL, FULL, HALF], [FULL, FULL, HALF])  # mean IoU 5/6, pass rate 2/3, no regression
-    d = decision.decide(criteria(MEAN_IOU, PASS_RATE, REGRESSION), aggs, 0)
-    assert d.recommendation == "go"
-    assert d.deciding.id == "mean_iou"  # margin 0.8333 - 0.8 = 0.0333 is the tightest
-    assert d.deciding.margin == pytest.approx(5 / 6 - 0.8)
-    assert all(r.passed for r in d.results)
+    d = decision.decide(criteria(PASS_RATE, MEAN_IOU, REGRESSION), aggs, 0)
+    assert d.recommendation == "go" and all(r.passed for r in d.results)
+    assert d.deciding.id == "pass_rate"  # not mean_iou, whose margin 0.0333 is the smallest number
+
+
+def test_regression_a_miss_is_not_cited_by_comparing_margins_across_units():
+    """Regression: the deciding criterion was the most negative margin, a pass rate's (-0.5) against an
+    IoU's (-0.05); now the most serious status, then the file's order."""
+    aggs = scores([HALF, HALF], [FULL, FULL])  # mean IoU 0.5, pass rate 0, regression 0.5
+    strict = Criterion.of_kind("strict_mean", "min_mean_iou", "test", "all", 0.55)
+    d = decision.decide(criteria(strict, PASS_RATE), aggs, 0)
+    assert [r.margin for r in d.results[1:]] == pytest.approx([-0.05, -0.5])
+    assert d.deciding.id == "strict_mean"
+    assert [r.id for r in d.by_relevance] == ["strict_mean", "pass_rate", "evaluation_complete"]
 
 
 def test_no_go_on_mean_iou_below_threshold():
@@ -123,11 +132,6 @@ def test_incomplete_evaluation_is_never_go_and_is_cited_first():
     assert d.recommendation == "no-go"
     assert d.deciding.id == decision.COMPLETENESS_ID
     assert len(d.failed) == 2
-
-
-def test_largest_miss_is_cited():
-    d = decision.decide(criteria(MEAN_IOU, PASS_RATE), scores([HALF, HALF], [FULL, FULL]), 0)
-    assert d.deciding.id == "pass_rate"  # pass rate misses by 0.5, mean IoU by 0.3
 
 
 EMPTY = binary(["0000", "0000"])

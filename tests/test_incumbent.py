@@ -11,7 +11,7 @@ from eval.digests import file_digest
 from eval.errors import GateInputError
 from eval.inputs.criteria import Criterion, SuccessCriteria, load_criteria
 from eval.scoring.scores import aggregate, image_score
-from tests.support import DEMO_CHECKPOINT, VALID_CRITERIA, binary, run_cli, scratch_dir, write_snapshot
+from tests.support import DEMO_CHECKPOINT, REPO, VALID_CRITERIA, binary, run_cli, scratch_dir, write_snapshot
 
 FULL = binary(["1111", "1111"])
 HALF = binary(["1100", "1100"])  # IoU 0.5
@@ -37,6 +37,12 @@ def test_vs_defaults_to_rembg_and_is_only_for_regressions():
         load_criteria(_criteria_file(VALID_CRITERIA.replace("threshold: 0.5}", "threshold: 0.5, vs: incumbent}")))
     with pytest.raises(GateInputError, match="vs"):
         load_criteria(_criteria_file(VS_INCUMBENT.replace("vs: incumbent", "vs: production")))
+
+
+def test_the_example_file_gates_on_the_incumbent():
+    criteria = load_criteria(REPO / "configs" / "success_criteria_vs_incumbent.yaml")
+    assert {c.id for c in criteria.criteria if c.measure.vs == "incumbent"} == {
+        "not_worse_than_incumbent", "no_class_regression_vs_incumbent"}
 
 
 def test_regression_is_measured_against_the_reference_the_criterion_names():

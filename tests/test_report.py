@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval.decision.decide import BASELINE, CANDIDATE, COMPLETENESS_ID, decide
+from eval.decision.decide import BASELINE, CANDIDATE, COMPLETENESS_ID, INCUMBENT, decide
 from eval.gate import GateResult, NotEvaluated
 from eval.inputs.criteria import Criterion, load_criteria
 from eval.inputs.snapshot import Exclusion
@@ -41,11 +41,11 @@ CUT = TRUTH.copy()
 CUT[2:6, 5] = False  # mask IoU 0.75
 
 
-def _result(not_evaluated=()):
+def _result(not_evaluated=(), incumbent=False, criteria_text=VALID_CRITERIA):
     """Flagged images in two classes: the candidate regresses on `gloss` (that criterion decides), not on
-    `studio_b`; one image is in no class, which no criterion names."""
+    `studio_b`; one image is in no class, which no criterion names. `incumbent`: it ran too (as rembg)."""
     path = scratch_dir() / "criteria.yaml"
-    path.write_text(VALID_CRITERIA)
+    path.write_text(criteria_text)
     criteria = load_criteria(path)
     rows = [("a1", "glossy", {}), ("a2", "so shiny", {}), ("b1", "x", {"deployment": "studio-b"}),
             ("b2", "y", {"deployment": "studio-b"}), ("c1", "<b>odd</b> **note**", {})]
@@ -55,6 +55,7 @@ def _result(not_evaluated=()):
         scores += [image_score(BASELINE, "flagged", image_id, classes, TRUTH, TRUTH, 0.8),
                    image_score(CANDIDATE, "flagged", image_id, classes, TRUTH,
                                CUT if image_id.startswith("a") else TRUTH, 0.8)]
+        scores += [image_score(INCUMBENT, "flagged", image_id, classes, TRUTH, TRUTH, 0.8)] if incumbent else []
     aggregates = aggregate(scores)
     provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
     exclusions = (Exclusion("cr|<i>9</i>", "no ground-truth annotation"), Exclusion("cr-8", "source.type is not 'human'"))
@@ -78,6 +79,17 @@ def test_yes_no_check_renders_as_yes_no_not_numbers():
     assert _criteria_row(_report(incomplete), COMPLETENESS_ID)[2:4] == ["no", "yes"]
     assert incomplete.decision.deciding.id == COMPLETENESS_ID
     assert _criteria_row(_report(_result()), "pass_rate")[2:5] == ["0.600", "0.500", "0.100"]  # numbers stay
+
+
+def test_an_incumbent_no_criterion_reads_is_said_to_decide_nothing():
+    """Regression: an incumbent ran, every table showed it, and nothing said it played no part."""
+    note = "The incumbent plays no part in this decision."
+    assert note in _report(_result(incumbent=True))
+    assert note not in _report(_result())
+    vs_incumbent = VALID_CRITERIA + ("  - {id: inc, kind: max_mean_iou_regression, corpus: flagged, "
+                                     "failure_class: all, threshold: 0.5, vs: incumbent}\n")
+    read = _result(incumbent=True, criteria_text=vs_incumbent)
+    assert not read.decision.incumbent_unused and note not in _report(read)
 
 
 def _table_rows(report, heading):

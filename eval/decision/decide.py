@@ -56,10 +56,11 @@ class CriterionResult:
 _NO_GO_ORDER = {FAIL: 0, INCONCLUSIVE: 1, INSUFFICIENT: 2}
 
 
-def _miss_rank(result):
-    """Order of failed results: incomplete evaluation first, then the largest clear miss, then the
-    inconclusive, then no evidence."""
-    return result.id != COMPLETENESS_ID, _NO_GO_ORDER.get(result.status, 0), result.margin or 0.0
+def _miss_rank(result, position):
+    """Order of failed results (the deciding rule): incomplete evaluation first, then clear misses, then
+    the inconclusive, then no evidence; within a status, the criteria file's order (`position`). Margins
+    never rank criteria: a pass rate's and an IoU's margins are in different units."""
+    return result.id != COMPLETENESS_ID, _NO_GO_ORDER.get(result.status, 0), position
 
 
 def recommendation_line(recommendation, criterion_id, summary):
@@ -72,12 +73,24 @@ EXAMPLE_VALUES_WARNING = ("warning: the success criteria file is marked example_
                           "not the locked #413 values, so this recommendation is not valid for a production promotion")
 
 
+# What the report and the CLIs say when an incumbent ran but no criterion reads it.
+INCUMBENT_UNUSED_WARNING = ("note: an incumbent was evaluated but no criterion compares the candidate with it "
+                            "(`vs: incumbent`), so it plays no part in this decision: a candidate worse than the "
+                            "incumbent can still be a go")
+
+
 @dataclasses.dataclass(frozen=True)
 class Decision:
     recommendation: str  # "go" or "no-go"
     deciding: CriterionResult
     results: tuple
     rule: object = None  # eval.inputs.criteria.DecisionRule
+    incumbent_ran: bool = False  # an incumbent's aggregates were there to decide on
+
+    @property
+    def incumbent_unused(self):
+        """An incumbent ran and no criterion compares the candidate with it (INCUMBENT_UNUSED_WARNING)."""
+        return self.incumbent_ran and not any(r.vs == INCUMBENT for r in self.results)
 
     @property
     def headline(self):
@@ -89,10 +102,11 @@ class Decision:
 
     @property
     def by_relevance(self):
-        """Results in the order the decision depends on them: the deciding one, the other failures (largest
-        miss first), then the passes (tightest margin first)."""
-        failed = sorted(self.failed, key=_miss_rank)
-        passed = sorted((r for r in self.results if r.passed), key=lambda r: r.margin)
+        """Results in the order the decision depends on them: the deciding one, the other failures (by
+        _miss_rank), then the passes, each in the criteria file's order."""
+        position = {r.id: k for k, r in enumerate(self.results)}
+        failed = sorted(self.failed, key=lambda r: _miss_rank(r, position[r.id]))
+        passed = [r for r in self.results if r.passed]
         ordered = {}
         for r in (self.deciding, *failed, *passed):
             ordered.setdefault(r.id, r)  # by id: results need not be hashable
@@ -244,8 +258,9 @@ def _holm(results, level):
 
 
 def decide(criteria, aggregates, n_not_evaluated):
-    """Evaluate every criterion under the file's decision rule; go only if all pass, citing the failed
-    (or, for go, tightest) one."""
+    """Evaluate every criterion under the file's decision rule; go only if all pass. A no-go cites the first
+    failed result by _miss_rank (the most serious status, then the file's order); a go cites the file's
+    first criterion (every one passed: no margin is compared with another in other units)."""
     table = {a.key: a for a in aggregates}
     rule = criteria.decision_rule
     n_evaluated = sum(a.n_images for a in aggregates if a.source_backend == CANDIDATE and a.failure_class == ALL)
@@ -257,7 +272,8 @@ def decide(criteria, aggregates, n_not_evaluated):
         results.extend(_measure(criterion, c, table, criteria) for c in classes)
     if rule.kind == CONFIDENCE and rule.holm:
         results = _holm(results, rule.level)
-    failed = [r for r in results if not r.passed]
+    incumbent_ran = any(a.source_backend == INCUMBENT for a in aggregates)
+    failed = [(_miss_rank(r, k), r) for k, r in enumerate(results) if not r.passed]
     if failed:
-        return Decision("no-go", min(failed, key=_miss_rank), tuple(results), rule)
-    return Decision("go", min(results[1:], key=lambda r: r.margin), tuple(results), rule)
+        return Decision("no-go", min(failed, key=lambda pair: pair[0])[1], tuple(results), rule, incumbent_ran)
+    return Decision("go", results[1] if len(results) > 1 else results[0], tuple(results), rule, incumbent_ran)
