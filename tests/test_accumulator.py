@@ -39,6 +39,13 @@ def test_gallery_picks_are_the_same_however_the_cases_are_sharded(cuts):
     assert [c.delta for c in worst] == [-0.5, -0.2, -0.2]
 
 
+def test_a_gain_below_min_improvement_is_not_an_improvement():
+    """Regression: a candidate worse everywhere but by +0.02 on one image led "Largest improvements" with it."""
+    small = [case(0, 0.02), case(1, -0.3), case(2, 0.049)]
+    assert picker_of(small).result()[0] == ()
+    assert [c.delta for c in picker_of([*small, case(3, 0.05)]).result()[0]] == [0.05]
+
+
 def score(backend, i, value):
     return ImageScore(backend, "test", f"i{i:02d}", (), mask_iou=0.9, precision=value, recall=1.0,
                       bbox_iou_secondary=1.0, boundary_iou=0.9, passed=True, true_positive_pixels=1,

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from eval.decision.decide import BASELINE, CANDIDATE, COMPLETENESS_ID, INCUMBENT, decide
+from eval.decision.intervals import with_intervals
 from eval.gate import GateResult, NotEvaluated
 from eval.inputs.criteria import Criterion, load_criteria
 from eval.inputs.snapshot import Exclusion
@@ -56,7 +57,7 @@ def _result(not_evaluated=(), incumbent=False, criteria_text=VALID_CRITERIA):
                    image_score(CANDIDATE, "flagged", image_id, classes, TRUTH,
                                CUT if image_id.startswith("a") else TRUTH, 0.8)]
         scores += [image_score(INCUMBENT, "flagged", image_id, classes, TRUTH, TRUTH, 0.8)] if incumbent else []
-    aggregates = aggregate(scores)
+    aggregates = with_intervals(aggregate(scores), scores, criteria.decision_rule.level)
     provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
     exclusions = (Exclusion("cr|<i>9</i>", "no ground-truth annotation"), Exclusion("cr-8", "source.type is not 'human'"))
     decision = decide(criteria, aggregates, len(not_evaluated))
@@ -169,6 +170,31 @@ def test_forest_plot_is_a_deterministic_png_without_metadata():
         colour = tuple(int(COLOURS[status][i:i + 2], 16) for i in (1, 3, 5))
         assert (pixels == colour).all(axis=1).any(), status
     assert render_forest(rows[:1], 0.95) != first
+
+
+def test_forest_rows_show_empty_classes_and_every_criterions_outcome():
+    """Regression: a class with no image (its insufficient data blocks the go) had no row, and flagged/all,
+    where a pass-rate criterion sits, was drawn as "no criterion"."""
+    empty_class = VALID_CRITERIA.replace("failure_classes:\n", "failure_classes:\n  - id: lids\n    description: "
+                                         "lids\n    match: {notes_any: ['lid']}\n")
+    empty_class = empty_class.replace("threshold: 0.5}", "threshold: 0.9}")  # the pass rate 0.6 now fails
+    rows = {r.label: r for r in render.forest_rows(_result(criteria_text=empty_class))}
+    assert rows["flagged / lids (n=0)"].status == "insufficient_data" and rows["flagged / lids (n=0)"].estimate is None
+    assert rows["flagged / all (n=5)"].status == "fail" and rows["flagged / all (n=5)"].threshold is None
+    assert rows["flagged / unclassified (n=1)"].status is None
+    assert rows["flagged / gloss (n=2)"].status == "fail" and rows["flagged / gloss (n=2)"].threshold == 0.1
+    png = render_forest(list(rows.values()), 0.95)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_forest_greys_are_distinct_and_no_cell_says_minus_zero():
+    grey = {k: np.array([int(COLOURS[k][i:i + 2], 16) for i in (1, 3, 5)]) for k in ("insufficient_data", None)}
+    assert np.abs(grey["insufficient_data"] - grey[None]).sum() > 150
+    interval = render.template_environment().filters["interval"]
+    assert render.template_environment().filters["signed"](-0.0004) == "+0.000"
+    assert interval(dataclasses.make_dataclass("I", ["lower", "upper"])(-0.0003, 0.04)) == "[0.000, 0.040]"
+    assert "-0.000" not in _report(_result())
+    assert "nothing worth calling an improvement" in _report(_result())  # the gallery has no pick
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The forest plot: candidate - rembg mean IoU per corpus and failure class, with intervals (PNG bytes).
 
-A reviewer sees the decision at a glance: each row's interval, the criterion's threshold (the largest
-allowed drop, drawn at -threshold) and the row coloured by the criterion's outcome. Bytes are
+A reviewer sees the decision at a glance: each row's interval, the regression criterion's threshold (the
+largest allowed drop, drawn at -threshold) and the row coloured by the worst outcome of the criteria on
+its corpus and class (any criterion: a failed pass rate colours the row too). A class a criterion names
+but no image is in gets a row that says so, in the colour of its (insufficient-data) outcome, since it
+blocks the go as much as any miss. Rows no criterion reads are drawn dotted in a light grey. Bytes are
 deterministic (eval.report.plotting): Agg backend, fixed bundled font, size and dpi, no PNG metadata.
 """
 
@@ -9,19 +12,20 @@ import dataclasses
 
 from eval.report import plotting
 
-COLOURS = {"pass": "#1a9850", "fail": "#d73027", "inconclusive": "#f39c12", "insufficient_data": "#7f7f7f",
-           None: "#b0b0b0"}
+COLOURS = {"pass": "#1a9850", "fail": "#d73027", "inconclusive": "#f39c12", "insufficient_data": "#6a3d9a",
+           None: "#c8c8c8"}
+WORST_FIRST = ("fail", "inconclusive", "insufficient_data", "pass")  # the status a row of several criteria shows
 _STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "path.simplify": False}
 
 
 @dataclasses.dataclass(frozen=True)
 class ForestRow:
     label: str  # "corpus / failure class"
-    estimate: float  # candidate - rembg mean IoU
-    lower: float
-    upper: float
+    estimate: float | None  # candidate - rembg mean IoU; None: no image in this class
+    lower: float | None
+    upper: float | None
     threshold: float | None  # the allowed drop of the regression criterion on this row, if one applies
-    status: str | None  # that criterion's status; None when no criterion reads this row
+    status: str | None  # the worst status of the criteria on this row (WORST_FIRST); None: no criterion
 
 
 def render_forest(rows, level):
@@ -31,8 +35,14 @@ def render_forest(rows, level):
 
         for y, row in enumerate(reversed(rows)):
             colour = COLOURS.get(row.status, COLOURS[None])
-            axes.plot([row.lower, row.upper], [y, y], color=colour, linewidth=2.5, solid_capstyle="butt")
-            axes.plot([row.estimate], [y], marker="o", color=colour, markersize=6)
+            if row.estimate is None:
+                axes.text(0.0, y, " no images ", color=colour, ha="center", va="center", fontsize=8,
+                          bbox={"edgecolor": colour, "facecolor": "white", "boxstyle": "round,pad=0.2"})
+            else:
+                style = ":" if row.status is None else "-"
+                axes.plot([row.lower, row.upper], [y, y], color=colour, linewidth=2.5, solid_capstyle="butt",
+                          linestyle=style)
+                axes.plot([row.estimate], [y], marker="o", color=colour, markersize=6)
             if row.threshold is not None:
                 axes.plot([-row.threshold] * 2, [y - 0.35, y + 0.35], color="black", linewidth=1.2,
                           linestyle="--")
@@ -42,7 +52,7 @@ def render_forest(rows, level):
         axes.set_xlabel(f"candidate - rembg mean IoU, one-sided {level:.0%} bounds (dashed: allowed drop)")
         handles = [lines.Line2D([], [], color=COLOURS[s], linewidth=2.5, label=s.replace("_", " "))
                    for s in ("pass", "inconclusive", "fail", "insufficient_data")]
-        handles.append(lines.Line2D([], [], color=COLOURS[None], linewidth=2.5, label="no criterion"))
+        handles.append(lines.Line2D([], [], color=COLOURS[None], linewidth=2.5, linestyle=":", label="no criterion"))
         axes.legend(handles=handles, loc="lower right", fontsize=7, frameon=False, ncol=5,
                     bbox_to_anchor=(1.0, 1.0))
         figure.tight_layout()

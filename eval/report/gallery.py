@@ -19,6 +19,9 @@ STRIP_HEIGHT = 40  # report.html's per-image strips: small, so 2,000 of them sta
 STRIP_QUALITY = 70  # JPEG: a strip is a photo; PNG would be several times larger
 _COLORS = {"tp": (46, 204, 64), "fp": (255, 65, 54), "fn": (0, 116, 217)}
 _LEGEND = (("tp", "correct foreground"), ("fp", "false foreground"), ("fn", "missed foreground"))
+# The smallest candidate - rembg IoU gain the gallery calls an improvement: below it a gain is a few
+# boundary pixels, and a candidate worse everywhere would lead its report with "improvements" of +0.02.
+MIN_IMPROVEMENT = 0.05
 
 
 def iou_delta(baseline_iou, candidate_iou):
@@ -66,7 +69,8 @@ def make_case(baseline, candidate, image, truth, baseline_mask, candidate_mask, 
 
 
 class GalleryPicker:
-    """Keeps the k largest improvements (candidate - rembg IoU > 0) and the k worst regressions (< 0).
+    """Keeps the k largest improvements (candidate - rembg IoU >= MIN_IMPROVEMENT) and the k worst
+    regressions (< 0).
 
     An accumulator (eval.accumulator): `update` with a case (`wants` first says whether making its
     thumbnails is worth it), `merge` another picker (a shard's), `result` the (best, worst) picks.
@@ -78,7 +82,7 @@ class GalleryPicker:
 
     def wants(self, delta, corpus, image_id):
         """Whether a case with this delta would enter the gallery (thumbnails are only made if so)."""
-        if delta > 0:
+        if delta >= MIN_IMPROVEMENT:
             return len(self._best) < self.k or (-delta, corpus, image_id) < self._best_key(self._best[-1])
         if delta < 0:
             return len(self._worst) < self.k or (delta, corpus, image_id) < self._worst_key(self._worst[-1])
@@ -93,7 +97,7 @@ class GalleryPicker:
         return case.delta, case.corpus, case.image_id
 
     def update(self, case):
-        if case.delta > 0:
+        if case.delta >= MIN_IMPROVEMENT:
             self._best = sorted([*self._best, case], key=self._best_key)[:self.k]
         elif case.delta < 0:
             self._worst = sorted([*self._worst, case], key=self._worst_key)[:self.k]

@@ -14,7 +14,7 @@ import json
 import jinja2
 
 from eval import sanitise
-from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT
+from eval.decision.decide import BASELINE, CANDIDATE, COMPLETENESS_ID, INCUMBENT
 from eval.inputs.criteria import CONFIDENCE
 from eval.measures import MAX, MEAN, RATE, Measure, regression_name, value_name
 from eval.report import artifacts, forest
@@ -159,6 +159,11 @@ def _exclusion_summary(exclusions):
     return sorted(counts.items())
 
 
+def _no_negative_zero(value):
+    """`value` rounded to the 3 decimals a report shows, so that -0.0004 prints as 0.000, never -0.000."""
+    return round(value, 3) + 0.0
+
+
 def template_environment(autoescape=False):
     """The templates' jinja environment and number filters; HTML templates ask for `autoescape`."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("eval.report", "templates"), autoescape=autoescape,
@@ -166,9 +171,10 @@ def template_environment(autoescape=False):
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["md"] = sanitise.markdown
     env.filters["line"] = sanitise.text
-    env.filters["f3"] = lambda v: v if isinstance(v, str) else "n/a" if v is None else f"{v:.3f}"
-    env.filters["signed"] = lambda v: f"{v:+.3f}"
-    env.filters["interval"] = lambda i: "n/a" if i is None else f"[{i.lower:.3f}, {i.upper:.3f}]"
+    env.filters["f3"] = lambda v: v if isinstance(v, str) else "n/a" if v is None else f"{_no_negative_zero(v):.3f}"
+    env.filters["signed"] = lambda v: f"{_no_negative_zero(v):+.3f}"
+    env.filters["interval"] = lambda i: ("n/a" if i is None else
+                                         f"[{_no_negative_zero(i.lower):.3f}, {_no_negative_zero(i.upper):.3f}]")
     return env
 
 
@@ -197,7 +203,8 @@ def report_markdown(result, title):
         rule_text=rule_text(result.decision.rule), forest=FOREST_FILE if forest_rows(result) else None,
         rows=_side_by_side(result), best=best, worst=worst, exclusions=_exclusion_summary(result.exclusions),
         n_excluded=len(result.exclusions), audit_examples=class_audit.EXAMPLES,
-        incumbent=any(a.source_backend == INCUMBENT for a in result.aggregates))
+        incumbent=any(a.source_backend == INCUMBENT for a in result.aggregates),
+        min_improvement=gallery_lib.MIN_IMPROVEMENT)
     return text.rstrip("\n").encode() + b"\n"
 
 
@@ -214,19 +221,31 @@ _FOREST_MEASURE = Measure("mask_iou", MEAN, MAX, BASELINE)  # the criterion a fo
 
 def forest_rows(result):
     """Forest-plot rows: candidate - rembg mean IoU per corpus and class, with the regression criterion
-    that reads each row (its threshold and status), in the report's table order."""
-    criteria = {(r.corpus, r.failure_class): r for r in result.decision.results
-                if r.measure == _FOREST_MEASURE}
-    rows = []
+    that reads it (threshold) and the worst status of every criterion on it, in the report's table order;
+    then a row per class a criterion names that has no image."""
+    on_row = {}
+    for r in result.decision.results:
+        if r.id != COMPLETENESS_ID:
+            on_row.setdefault((r.corpus, r.failure_class), []).append(r)
+    rows, shown = [], set()
     for row in _side_by_side(result):
+        key = (row["corpus"], row["failure_class"])
+        shown.add(key)
         if row["delta_ci"] is None:
             continue
-        criterion = criteria.get((row["corpus"], row["failure_class"]))
-        rows.append(forest.ForestRow(
-            f"{row['corpus']} / {sanitise.text(row['failure_class'])} (n={row['n']})", row["delta_iou"],
-            row["delta_ci"].lower, row["delta_ci"].upper, criterion and criterion.threshold,
-            criterion and criterion.status))
+        rows.append(_forest_row(f"{row['corpus']} / {sanitise.text(row['failure_class'])} (n={row['n']})",
+                                on_row.get(key, ()), row["delta_iou"], row["delta_ci"]))
+    rows.extend(_forest_row(f"{corpus} / {sanitise.text(failure_class)} (n=0)", results)
+                for (corpus, failure_class), results in on_row.items() if (corpus, failure_class) not in shown)
     return rows
+
+
+def _forest_row(label, results, estimate=None, interval=None):
+    regression = next((r for r in results if r.measure == _FOREST_MEASURE), None)
+    statuses = {r.status for r in results}
+    status = next((s for s in forest.WORST_FIRST if s in statuses), None)
+    return forest.ForestRow(label, estimate, interval and interval.lower, interval and interval.upper,
+                            regression and regression.threshold, status)
 
 
 def render_all(result, title):
