@@ -7,6 +7,7 @@ import os
 from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT, decide
 from eval.accumulator import merged
 from eval.decision.intervals import with_intervals
+from eval.decision.work_order import work_orders
 from eval.errors import GateInputError
 from eval.inputs import images
 from eval.inputs.snapshot import FLAGGED, TEST
@@ -35,6 +36,7 @@ class GateResult:
     example_values: bool
     class_audit: tuple = ()  # eval.scoring.class_audit.ClassAudit per failure class, for #413's owners
     strips: tuple = ()  # ((corpus, image_id), JPEG bytes) per scored image, for report.html; sorted
+    work_orders: tuple = ()  # eval.decision.work_order.WorkOrder per undecided criterion on the flagged corpus
 
 
 def _decode(item):
@@ -221,7 +223,8 @@ def combine(shards, snapshot, criteria, provenance, gallery_size=3):
     decision = decide(criteria, aggregates, len(not_evaluated))
     flagged = [row for i in snapshot.items if i.corpus == FLAGGED for row in i.rows]
     return GateResult(provenance, scores, aggregates, not_evaluated, snapshot.exclusions, decision,
-                      best, worst, criteria.example_values, audit_classes(criteria, flagged), strips)
+                      best, worst, criteria.example_values, audit_classes(criteria, flagged), strips,
+                      work_orders(decision, criteria, snapshot.unlabelled))
 
 
 def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None,

@@ -187,6 +187,15 @@ def test_forest_rows_show_empty_classes_and_every_criterions_outcome():
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_confidence_report_states_the_floor_and_the_measured_promise():
+    confident = VALID_CRITERIA.replace("schema_version: 1", "schema_version: 2\ndecision_rule: {kind: confidence, "
+                                       "level: 0.95}")
+    report = _report(_result(criteria_text=confident))
+    assert "| pass_rate | rate | 5 |" in report and "| regress | mean | 5 |" in report  # 0.05^(1/5) >= 0.5
+    assert "What this rule can and cannot promise" in report and "11%, 9% and 8%" in report
+    assert "What this rule can and cannot promise" not in _report(_result())  # the point rule promises nothing
+
+
 def test_forest_greys_are_distinct_and_no_cell_says_minus_zero():
     grey = {k: np.array([int(COLOURS[k][i:i + 2], 16) for i in (1, 3, 5)]) for k in ("insufficient_data", None)}
     assert np.abs(grey["insufficient_data"] - grey[None]).sum() > 150

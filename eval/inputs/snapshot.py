@@ -129,6 +129,16 @@ class Exclusion:
 
 
 @dataclasses.dataclass(frozen=True)
+class UnlabelledRow:
+    """A human-flagged row excluded for lack of ground truth: what a labeller would annotate next."""
+
+    row_id: str
+    image: str  # as croprun.jsonl gives it, relative to flagged/
+    notes: str
+    source: tuple  # sorted (field, value) pairs of CropRun.source
+
+
+@dataclasses.dataclass(frozen=True)
 class Snapshot:
     root: pathlib.Path
     version: str
@@ -137,6 +147,7 @@ class Snapshot:
     exclusions: tuple  # Exclusion of rows not evaluated, by the contract or as duplicates; sorted by row id
     export: dict | None = None  # snapshot.yaml's `export` provenance, when a database export made it
     duplicates: tuple = ()  # the exclusions of rows (or test images) merged into another showing the same photo
+    unlabelled: tuple = ()  # UnlabelledRow of the rows excluded as NO_ANNOTATION, sorted by row id
 
 
 def _test_items(root):
@@ -220,7 +231,7 @@ def _flagged_rows(path):
 
 def _flagged_items(root):
     jsonl = resolve_inside(root, "croprun.jsonl", root / FLAGGED / "croprun.jsonl", base=root / FLAGGED)
-    items, exclusions, lines = [], [], {}
+    items, exclusions, unlabelled, lines = [], [], [], {}
     for number, row in _flagged_rows(jsonl):
         where = f"{jsonl}:{number}"
         if row["id"] in lines:
@@ -234,12 +245,14 @@ def _flagged_items(root):
             continue
         if row["annotation"] is None:
             exclusions.append(Exclusion(row["id"], NO_ANNOTATION))
+            unlabelled.append(UnlabelledRow(row["id"], row["image"], row["notes"] or "",
+                                            tuple(sorted(row["source"].items()))))
             continue
         image = resolve_inside(root, row["image"], where, base=root / FLAGGED)
         truth = resolve_inside(root, row["annotation"]["mask"], where, base=root / FLAGGED)
         items.append(EvalItem(FLAGGED, row["id"], image, truth, "png", row["annotation"]["kind"],
                               notes=row["notes"] or "", source=tuple(sorted(row["source"].items()))))
-    return items, exclusions
+    return items, exclusions, tuple(sorted(unlabelled, key=lambda r: r.row_id))
 
 
 def _with_missing_files(item):
@@ -262,7 +275,7 @@ def load_snapshot(root):
     if not root.is_dir():
         raise GateInputError(root, "dataset snapshot directory not found")
     manifest, _ = load_yaml(resolve_inside(root, "snapshot.yaml", root / "snapshot.yaml"), _MANIFEST_SCHEMA)
-    flagged, exclusions = _flagged_items(root)
+    flagged, exclusions, unlabelled = _flagged_items(root)
     items = sorted((_with_missing_files(i) for i in _test_items(root) + flagged),
                    key=lambda i: (i.corpus, i.image_id))
     read = {root / "snapshot.yaml", root / FLAGGED / "croprun.jsonl"}
@@ -274,4 +287,4 @@ def load_snapshot(root):
     duplicates = tuple(Exclusion(*row) for row in merged)
     return Snapshot(root, manifest["version"], hashlib.sha256(listing.encode()).hexdigest(), items,
                     tuple(sorted((*exclusions, *duplicates), key=lambda e: (e.row_id, e.reason))),
-                    manifest.get("export"), duplicates)
+                    manifest.get("export"), duplicates, unlabelled)
