@@ -81,7 +81,7 @@ def test_the_gate_computes_the_interval_a_v3_criterion_reads():
     precise = Criterion("precise", Measure("precision", "mean", "min"), "test", "all", 0.8)
     criteria = SuccessCriteria("c.yaml", "0" * 64, False, 0.75, 2, (), (precise,),
                                decision_rule=DecisionRule(CONFIDENCE, 0.95))
-    snapshot = type("Snapshot", (), {"items": (), "exclusions": ()})()
+    snapshot = type("Snapshot", (), {"items": (), "exclusions": (), "unlabelled": ()})()
     result = combine([shard(range(20))], snapshot, criteria, {"run_key": "k"})
     candidate = next(a for a in result.aggregates if a.source_backend == "candidate")
     r = result.decision.results[1]

@@ -17,8 +17,9 @@ from eval.inputs.checkpoint import resolve_checkpoint
 from eval.inputs.criteria import load_criteria
 from eval.inputs.snapshot import TEST, load_snapshot
 from eval.options import GateOptions
+from eval.scoring.scores import ImageScore
 from eval.pipeline import make_backends, prepare_run
-from tests.support import BASELINE_CONFIG, CRITERIA, DEMO_CHECKPOINT, DEMO_SNAPSHOT, scratch_dir
+from tests.support import BASELINE_CONFIG, CRITERIA, DEMO_CHECKPOINT, DEMO_INCUMBENT, DEMO_SNAPSHOT, scratch_dir
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +130,36 @@ def test_gate_scores_do_not_depend_on_batch_size_order_or_an_added_photo(backend
         assert {k: v for k, v in got.items() if k not in added} == reference, name
         if not added:
             assert result.aggregates == reference_result.aggregates and result.decision == reference_result.decision
+
+
+def test_an_incumbent_never_moves_the_candidate_vs_rembg_intervals():
+    """Regression: adding --incumbent_checkpoint changed the run key, which seeded every resample, and so
+    moved test_mean_iou's and no_test_regression's intervals by up to 4.3e-4. Two real run keys (from
+    prepare_run, with and without the incumbent), the same candidate and rembg scores: the same bounds."""
+    base = dict(checkpoint=str(DEMO_CHECKPOINT), dataset=str(DEMO_SNAPSHOT), criteria=str(CRITERIA),
+                baseline_config=str(BASELINE_CONFIG), reports_root=str(scratch_dir()))
+    keys = [prepare_run(GateOptions(**base, **extra)).run_key
+            for extra in ({}, {"incumbent_checkpoint": str(DEMO_INCUMBENT)})]
+    assert keys[0] != keys[1]
+    rng = np.random.default_rng(0)
+    ious = {b: rng.uniform(0.6, 1.0, 30) for b in ("candidate", "rembg", "incumbent")}
+
+    def row(backend, i):
+        return ImageScore(backend, "test", f"i{i:02d}", (), mask_iou=float(ious[backend][i]), precision=1.0,
+                          recall=1.0, bbox_iou_secondary=1.0, boundary_iou=float(ious[backend][i]),
+                          passed=bool(ious[backend][i] > 0.85), true_positive_pixels=1, predicted_pixels=1,
+                          ground_truth_pixels=1)
+
+    snapshot = type("Snapshot", (), {"items": (), "exclusions": (), "unlabelled": ()})()
+    intervals = []
+    for key, backends in zip(keys, (("candidate", "rembg"), ("candidate", "rembg", "incumbent"))):
+        part = gate.ShardResult.empty(3)
+        for i in range(30):
+            part.update([row(b, i) for b in backends])
+        result = gate.combine([part], snapshot, load_criteria(CRITERIA), {"run_key": key})
+        candidate = next(a for a in result.aggregates if a.source_backend == "candidate")
+        intervals.append({k: v for k, v in candidate.intervals.items() if "incumbent" not in k})
+    assert intervals[0] == intervals[1] and "mask_iou_regression_vs_rembg" in intervals[0]
 
 
 def test_run_key_covers_every_candidate_setting_and_not_the_batch_size():
