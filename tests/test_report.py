@@ -86,6 +86,7 @@ def test_an_incumbent_no_criterion_reads_is_said_to_decide_nothing():
     """Regression: an incumbent ran, every table showed it, and nothing said it played no part."""
     note = "The incumbent plays no part in this decision."
     assert note in _report(_result(incumbent=True))
+    assert b'id="incumbent-unused"' in render.render_all(_result(incumbent=True), "t")["report.html"]
     assert note not in _report(_result())
     vs_incumbent = VALID_CRITERIA + ("  - {id: inc, kind: max_mean_iou_regression, corpus: flagged, "
                                      "failure_class: all, threshold: 0.5, vs: incumbent}\n")

@@ -66,13 +66,14 @@ def test_label_next_csv_and_report_section_are_sanitised(undecided):
     section = report.split("## Label next", 1)[1].split("\n## ", 1)[0]
     assert "**regress\\[gloss\\]** (insufficient_data; about 1 more labelled image(s) would decide it)" in section
     assert "- u1 (images/u1.png): =HYPERLINK(\"x\") shiny next line\n" in section  # one line: no forged list item
-    assert render.LABEL_NEXT_FILE in render.render_all(result, "t")
+    files = render.render_all(result, "t")
+    assert render.LABEL_NEXT_FILE in files and b'id="label-next"' in files["report.html"]
 
 
 def _result(loaded, criteria, decision):
     provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
     return GateResult(provenance, (), (), (), loaded.exclusions, decision, (), (), False, (),
-                      work_orders(decision, criteria, loaded.unlabelled))
+                      work_orders=work_orders(decision, criteria, loaded.unlabelled))
 
 
 if __name__ == "__main__":

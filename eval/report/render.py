@@ -228,6 +228,12 @@ PROMISE = (
     "candidate gets a go.")
 
 
+def _html_rule_text(rule):
+    """report.html's decision-rule paragraph: report.md's, with the promise under the confidence rule."""
+    promise = f" {PROMISE}" if rule.kind == CONFIDENCE else ""
+    return (rule_text(rule) + promise).replace("**", "")
+
+
 def _min_images_rows(criteria_results, rule):
     """(criterion id, statistic, smallest n at which it can pass) per criterion, for the report's table."""
     rows = {}
@@ -306,5 +312,5 @@ def render_all(result, title):
                for heading, cases, kind in (("Largest improvements", result.gallery_best, "improvement"),
                                             ("Worst regressions", result.gallery_worst, "regression"))]
     page = html.report_html(result, title, template_environment(autoescape=True),
-                            rule_text(result.decision.rule).replace("**", ""), plot.get(FOREST_FILE), gallery)
+                            _html_rule_text(result.decision.rule), plot.get(FOREST_FILE), gallery)
     return {**files, "report.html": page}
