@@ -180,7 +180,7 @@ def _instrument_gate(clock):
     """Wrap what the gate calls so each stage is timed from outside the library.
 
     baseline  = CachedBackend.predict of rembg (cache lookups and writes, plus rembg on misses)
-    baseline_forward = RembgBackend.predict (rembg.remove calls only)
+    baseline_forward = RembgBackend.each_image (the rembg.remove calls, side by side, only)
     candidate = CachedBackend.predict of the candidate (cache lookups and writes, plus YOLO on misses)
     candidate_forward = the candidate's model forward passes (ultralytics' predictor.inference)
     decode = eval.gate._try_decode (on the decode threads)
@@ -194,16 +194,14 @@ def _instrument_gate(clock):
     from eval.report import render as report
 
     class TimedRembg(pipeline.RembgBackend):
-        def predict(self, images):
+        def each_image(self, predict_one, images):  # what predict and the gate's TimedBackend both call
             with clock.stage("baseline_forward", len(images)):
-                return super().predict(images)
+                return super().each_image(predict_one, images)
 
     class TimedCached(pipeline.CachedBackend):
         def predict(self, images):
             with clock.stage("baseline" if self.name == "rembg" else self.name, len(images)):
-                masks = super().predict(images)
-            clock.items[f"{self.name} hits"], clock.items[f"{self.name} misses"] = self.hits, self.misses
-            return masks
+                return super().predict(images)
 
     class TimedYolo(pipeline.YoloSegBackend):
         def __init__(self, *args, **kwargs):
@@ -224,6 +222,8 @@ def _gate_worker(spec):
     imports = _prepare_runtime(spec["torch_threads"])
     from eval.options import GateOptions
     from eval.pipeline import run_gate
+    from eval.report.artifacts import load_report
+    from eval.timings import SCHEMA as TIMINGS_SCHEMA
 
     clock = StageClock()
     _instrument_gate(clock)
@@ -247,11 +247,15 @@ def _gate_worker(spec):
     stages["other"] = evaluate - sum(stages[s] for s in ("decode", "baseline", "candidate", "scoring"))
     stages["setup"] = total - evaluate - stages["rendering"]
     metrics_bytes = (pathlib.Path(output_dir) / "metrics.json").read_bytes()
+    timings = load_report(output_dir).timings  # the gate's own account: what each mask cache served
+    if timings.get("schema") != TIMINGS_SCHEMA:
+        raise RuntimeError(f"timings.json schema {timings.get('schema')!r}, expected {TIMINGS_SCHEMA}")
     return {
         "stages": stages, "total": total, "imports": imports,
         "forward": stages["baseline_forward"] + stages["candidate_forward"],
-        "cache": {name: {"hits": clock.items[f"{name} hits"], "misses": clock.items[f"{name} misses"]}
+        "cache": {name: {field: timings["backends"][name]["cache"][field] for field in ("hits", "misses")}
                   for name in ("rembg", "candidate")},
+        "gate_stages": timings["stages"],
         "metrics_sha256": hashlib.sha256(metrics_bytes).hexdigest(),
         "recommendation": result.decision.recommendation,
         "ious": [[s.corpus, s.image_id, s.source_backend, s.true_positive_pixels, s.predicted_pixels,

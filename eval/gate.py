@@ -5,6 +5,7 @@ import dataclasses
 import os
 
 from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT, decide
+from eval import timings
 from eval.accumulator import merged
 from eval.decision.intervals import with_intervals
 from eval.decision.work_order import work_orders
@@ -173,10 +174,11 @@ def _gallery_case(picker, item, scored, photo, truth, predictions):
 
 
 def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size=3, progress=None, label="",
-                incumbent=None):
+                incumbent=None, meter=None):
     """Run every backend on `items` (one corpus or a shard) and score every prediction; a ShardResult.
 
     An image is scored only when every backend predicted it, so all backends are compared on the same images.
+    A `meter` (eval.timings.Meter) times decoding and scoring (the backends time themselves: eval.backends.timed).
     """
     backends = tuple(b for b in (baseline, candidate, incumbent) if b is not None)
     names = tuple(b.name for b in backends)
@@ -187,7 +189,9 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for batch in batches(items, batch_size):
             decoded = {}
-            for item, outcome in zip(batch, pool.map(_try_decode, batch)):  # map keeps the input order
+            with timings.stage(meter, "decode"):
+                outcomes = list(pool.map(_try_decode, batch))  # map keeps the input order
+            for item, outcome in zip(batch, outcomes):
                 if isinstance(outcome, GateInputError):
                     shard.update(missing=[NotEvaluated(item.corpus, item.image_id, str(outcome))])
                 else:
@@ -199,27 +203,30 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
                 masks, errors = _predict(backend, photos, keys)
                 predictions[backend.name] = masks
                 shard.update(missing=[NotEvaluated(*key, reason) for key, reason in errors.items()])
-            for item in batch:
-                key = _key(item)
-                if not all(key in predictions[b] for b in names):
-                    continue
-                photo, truth = decoded[key]
-                classes = criteria.classify_rows(item.rows) if item.corpus == FLAGGED else ()
-                scored = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][key],
-                                         criteria.iou_pass_threshold) for b in names}
-                shard.update(scored.values(), case=_gallery_case(shard.gallery, item, scored, photo, truth,
-                                                                 predictions),
-                             strip=(key, gallery_lib.make_strip(photo, truth, [predictions[b][key] for b in names])))
+            with timings.stage(meter, "scoring"):
+                for item in batch:
+                    key = _key(item)
+                    if not all(key in predictions[b] for b in names):
+                        continue
+                    photo, truth = decoded[key]
+                    classes = criteria.classify_rows(item.rows) if item.corpus == FLAGGED else ()
+                    scored = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][key],
+                                             criteria.iou_pass_threshold) for b in names}
+                    strip = gallery_lib.make_strip(photo, truth, [predictions[b][key] for b in names])
+                    shard.update(scored.values(), case=_gallery_case(shard.gallery, item, scored, photo, truth,
+                                                                     predictions), strip=(key, strip))
             if progress:
                 progress.advance(len(batch))
     return shard
 
 
-def combine(shards, snapshot, criteria, provenance, gallery_size=3):
-    """Merge the shards' results, aggregate and decide; independent of how items were sharded."""
+def combine(shards, snapshot, criteria, provenance, gallery_size=3, meter=None):
+    """Merge the shards' results, aggregate and decide; independent of how items were sharded. A `meter` times
+    the intervals."""
     scores, not_evaluated, (best, worst), strips = merged(ShardResult.empty(gallery_size), shards).result()
-    aggregates = with_intervals(aggregate(scores), scores, criteria.decision_rule.level,
-                                [c.measure for c in criteria.criteria])
+    with timings.stage(meter, "intervals"):
+        aggregates = with_intervals(aggregate(scores), scores, criteria.decision_rule.level,
+                                    [c.measure for c in criteria.criteria])
     decision = decide(criteria, aggregates, len(not_evaluated))
     flagged = [row for i in snapshot.items if i.corpus == FLAGGED for row in i.rows]
     return GateResult(provenance, scores, aggregates, not_evaluated, snapshot.exclusions, decision,
@@ -228,8 +235,9 @@ def combine(shards, snapshot, criteria, provenance, gallery_size=3):
 
 
 def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None,
-             incumbent=None):
+             incumbent=None, meter=None):
     """Run every backend on every eligible image of both corpora and decide; returns a GateResult."""
     shards = [score_items([i for i in snapshot.items if i.corpus == corpus], criteria, baseline, candidate,
-                          batch_size, gallery_size, progress, corpus, incumbent) for corpus in (TEST, FLAGGED)]
-    return combine(shards, snapshot, criteria, provenance, gallery_size)
+                          batch_size, gallery_size, progress, corpus, incumbent, meter)
+              for corpus in (TEST, FLAGGED)]
+    return combine(shards, snapshot, criteria, provenance, gallery_size, meter)

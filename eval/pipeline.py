@@ -69,14 +69,15 @@ class PreparedRun:
         return f"{self.checkpoint.path.name} on {self.snapshot.version}"
 
 
-def prepare_run(options, open_store=volumes.ModalVolumeStore):
-    """Load and pin the inputs, derive the run key and check the destination. Raises GateInputError."""
+def prepare_run(options, open_store=volumes.ModalVolumeStore, meter=None):
+    """Load and pin the inputs, derive the run key and check the destination. Raises GateInputError. A `meter`
+    (eval.timings.Meter) times the snapshot's duplicate check."""
     criteria = load_criteria(options.criteria)
     baseline_config = load_baseline_config(options.baseline_config)
     allowlist = read_allowlist(options.checkpoint_allowlist) if options.checkpoint_allowlist else None
     checkpoint = resolve_checkpoint(options.checkpoint, options.checkpoint_sha256, allowlist, open_store)
     incumbent = _incumbent(options, criteria, allowlist, open_store)
-    snapshot = load_snapshot(_local_dataset(options.dataset, open_store))
+    snapshot = load_snapshot(_local_dataset(options.dataset, open_store), meter)
     # Everything that can change a mask or a number, known before any model loads; not the batch size,
     # which cannot (the candidate's masks are batch-invariant; see eval/backends/yolo_backend.py).
     settings = {"candidate": yolo_backend.request_settings(options.conf, options.imgsz, options.device,
@@ -121,7 +122,8 @@ def make_backends(options, baseline_config, checkpoint, meter=None, incumbent=No
     """Backends(baseline, candidate, incumbent) as `options` configure them; a sharded run builds them in
     every worker. The incumbent (a Checkpoint) runs with the candidate's settings.
 
-    With a `meter` (eval.timings.Meter) every real inference call is timed; cached masks are not. Every
+    With a `meter` (eval.timings.Meter) every real inference call is timed, and the masks each cache served
+    are counted (not timed). Every
     backend's masks are cached by content (photo pixels and the backend's fingerprint: weights digest and
     every mask-changing setting): the baseline and the incumbent do not change between candidates, and the
     candidate's cache lets an interrupted run resume and a re-render recompute nothing.
@@ -132,7 +134,7 @@ def make_backends(options, baseline_config, checkpoint, meter=None, incumbent=No
     if meter is not None:
         backends = Backends(*(b and TimedBackend(b, meter) for b in backends))
     if options.baseline_cache:
-        backends = Backends(*(b and CachedBackend(b, runtime.cache_dir() / f"{folder}-masks")
+        backends = Backends(*(b and CachedBackend(b, runtime.cache_dir() / f"{folder}-masks", meter)
                               for b, folder in zip(backends, ("baseline", "candidate", "incumbent"))))
     return backends
 
@@ -160,11 +162,20 @@ def run_provenance(prepared, backend_provenance):
 
 def publish_result(prepared, result, meter=None, signer=None):
     """Render every output file and publish the folder atomically (refused if it changed since the check);
-    timings.json when a `meter` timed the run; manifest.sig when a `signer` signs the manifest."""
-    files = report.render_all(result, prepared.title)
-    if meter is not None:
-        files[outputs.TIMINGS] = meter.json(prepared.run_key)  # machine-dependent: kept out of metrics.json
-    prepared.destination.publish(files, signer)
+    timings.json when a `meter` timed the run, written last so that it holds the rendering and publishing;
+    manifest.sig when a `signer` signs the manifest."""
+    if meter is None:
+        prepared.destination.publish(report.render_all(result, prepared.title), signer)
+        return
+    with meter.stage("rendering"):
+        files = report.render_all(result, prepared.title)
+    publishing = meter.start("publishing")
+
+    def timings_file():  # machine-dependent: kept out of metrics.json
+        publishing.stop()  # every other file is written
+        return {outputs.TIMINGS: meter.json(prepared.run_key)}
+
+    prepared.destination.publish(files, signer, last=timings_file)
 
 
 def run_gate(options, open_store=volumes.ModalVolumeStore, signer=None):
@@ -172,13 +183,13 @@ def run_gate(options, open_store=volumes.ModalVolumeStore, signer=None):
 
     `signer` (manifest bytes -> signature bytes, see promotion/signing.py) signs the published manifest."""
     progress = Progress(options.quiet)
-    prepared = prepare_run(options, open_store)
+    meter = Meter(options.device)
+    prepared = prepare_run(options, open_store, meter)
     checkpoint, snapshot = prepared.checkpoint, prepared.snapshot
     progress.log(f"checkpoint {checkpoint.name} sha256 {checkpoint.sha256[:16]}…, dataset {snapshot.version}")
-    meter = Meter(options.device)
     backends = make_backends(options, prepared.baseline_config, checkpoint, meter, prepared.incumbent)
     provenance = run_provenance(prepared, {b.name: b.provenance() for b in backends.present})
     result = evaluate(snapshot, prepared.criteria, backends.baseline, backends.candidate, provenance,
-                      options.batch_size, options.gallery_size, progress, incumbent=backends.incumbent)
+                      options.batch_size, options.gallery_size, progress, incumbent=backends.incumbent, meter=meter)
     publish_result(prepared, result, meter, signer)
     return result, prepared.output_dir

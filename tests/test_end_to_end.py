@@ -162,17 +162,32 @@ def test_timings_are_written_beside_the_report_and_kept_out_of_it(demo_runs):
     base, _ = demo_runs
     timings = json.loads((base / "run1" / "timings.json").read_text())
     metrics = json.loads((base / "run1" / "metrics.json").read_text())
-    assert timings["schema"] == "pottery-gate-timings/v1"
+    assert timings["schema"] == "pottery-gate-timings/v2"
     assert timings["run_key"] == metrics["provenance"]["run_key"]
     assert timings["device"]["torch_device"] == "cpu" and timings["device"]["label"].startswith("cpu: ")
     n_images = len({(s["corpus"], s["image_id"]) for s in metrics["per_image"]})
-    candidate = timings["backends"]["candidate"]
-    assert candidate["images_timed"] == n_images
+    candidate, rembg = timings["backends"]["candidate"], timings["backends"]["rembg"]
     assert 0 < candidate["latency_ms"]["median"] <= candidate["latency_ms"]["p90"]
     assert candidate["peak_memory_mb"]["rss"] > 50 and candidate["peak_memory_mb"]["accelerator"] is None
-    # The second run reads every rembg mask from the cache: nothing of rembg's is timed, by design.
+    # rembg infers one photo per call: its latency is each photo's own; the candidate's is a batch average.
+    assert rembg["latency_measured"] == "per_image" and candidate["latency_measured"] == "batch_average"
+    for backend in (candidate, rembg):  # a cold run computes each distinct photo (one may be in both corpora)
+        cache = backend["cache"]
+        assert cache["hits"] + cache["misses"] == n_images and cache["rejected"] == 0
+        assert backend["images_timed"] == cache["misses"] > 0 and backend["images_from_cache"] == cache["hits"]
+    stages = timings["stages"]
+    assert set(stages) == {"duplicate_check", "decode", "predict/rembg", "predict/candidate", "scoring", "intervals",
+                           "rendering", "publishing"}
+    assert all(s["wall_s"] > 0 and s["cpu_s"] >= 0 and s["calls"] >= 1 for s in stages.values())
+    assert stages["predict/rembg"]["cpu_s"] > 0.5 * stages["predict/rembg"]["wall_s"]  # CPU-bound inference
+    # The warm run serves every mask from the caches: no backend is timed, every one is listed with its count.
     second = json.loads((base / "run2" / "timings.json").read_text())
-    assert second["backends"].get("rembg", {"images_timed": 0})["images_timed"] == 0
+    for name in ("rembg", "candidate"):
+        served = second["backends"][name]
+        assert served["images_timed"] == 0 and served["latency_ms"] is None, name
+        assert served["cache"] == {"hits": n_images, "misses": 0, "rejected": 0}
+        assert served["images_from_cache"] == n_images
+    assert not any(stage.startswith("predict/") for stage in second["stages"])
     for name in ("metrics.json", "report.md"):
         text = (base / "run1" / name).read_text()
         assert "latency" not in text and "timings" not in text

@@ -103,7 +103,8 @@ def test_incumbent_masks_are_cached_by_content_and_reused(self_gated):
     assert runs[1].returncode == runs[0].returncode
     assert (base / "run1" / "metrics.json").read_bytes() == (base / "run2" / "metrics.json").read_bytes()
     timings = json.loads((base / "run2" / "timings.json").read_text())
-    assert timings["backends"].get("incumbent", {"images_timed": 0})["images_timed"] == 0  # all from the cache
+    incumbent = timings["backends"]["incumbent"]
+    assert incumbent["images_timed"] == 0 and incumbent["images_from_cache"] == 6  # all from the cache
 
 
 def _refused(proc, *fragments):

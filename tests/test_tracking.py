@@ -78,6 +78,12 @@ def test_the_offline_run_holds_config_summary_tables_images_and_the_report_artif
     latency = timings["backends"]["candidate"]["latency_ms"]
     assert summary["timings/candidate/latency_ms_median"] == latency["median"]
     assert summary["timings/device"] == timings["device"]["label"]
+    assert summary["timings/rembg/latency_measured"] == "per_image"
+    assert summary["timings/candidate/latency_measured"] == "batch_average"
+    for stage in ("duplicate_check", "decode", "predict/candidate", "scoring", "intervals", "rendering"):
+        assert summary[f"timings/stages/{stage}/wall_s"] == timings["stages"][stage]["wall_s"]
+        assert summary[f"timings/stages/{stage}/cpu_s"] == timings["stages"][stage]["cpu_s"]
+    assert run["history"]["timing_stages"]["nrows"] == len(timings["stages"])
     # Tables are logged as table files; the per-image one holds every row of per_image.csv.
     per_image = run["history"]["per_image"]
     assert per_image["_type"] == "table-file" and per_image["nrows"] == len(metrics["per_image"])

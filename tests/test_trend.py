@@ -159,7 +159,26 @@ def test_v2_fields_boundary_iou_intervals_and_timings_are_shown():
     interval = next(r for r in _table_rows(text, "all") if r[2] == "mask IoU" and "[" in r[4])
     assert re.fullmatch(r"(\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\] \(n=\d+\)", interval[4])
     cost = _table_rows(text, "#2")
-    assert cost == [["#2", "cpu \\| &lt;b&gt;box&lt;/b&gt;", "candidate", "48", "12.3", "20.0", "900", "n/a"]]
+    assert cost == [["#2", "cpu \\| &lt;b&gt;box&lt;/b&gt;", "candidate", "48", "n/a", "batch average", "12.3", "20.0",
+                     "900", "n/a"]]
+
+
+def test_timings_v2_show_cache_counts_latency_method_and_stages():
+    timings = {"schema": "pottery-gate-timings/v2", "device": {"label": "cpu"},
+               "stages": {"decode": {"wall_s": 1.234, "cpu_s": 2.5, "calls": 3},
+                          "predict/<b>x</b>": {"wall_s": 0.5, "cpu_s": 0.25, "calls": 1}},
+               "backends": {"rembg": {"images_timed": 0, "images_from_cache": 6, "latency_ms": None,
+                                      "latency_measured": None, "cache": {"hits": 6, "misses": 0, "rejected": 0},
+                                      "peak_memory_mb": {"rss": 0.0, "accelerator": None}},
+                            "candidate": {"images_timed": 6, "images_from_cache": 0, "latency_measured": "per_image",
+                                          "latency_ms": {"median": 10.0, "p90": 11.0, "mean": 10.0},
+                                          "peak_memory_mb": {"rss": 800.0, "accelerator": None}}}}
+    text = render_trend([load_run(_write(_demo(), "v2", timings))])["trend.md"].decode()
+    rows = _table_rows(text, "#1")
+    assert ["#1", "cpu", "rembg", "0", "6", "n/a", "n/a", "n/a", "0", "n/a"] in rows
+    assert ["#1", "cpu", "candidate", "6", "0", "per image", "10.0", "11.0", "800", "n/a"] in rows
+    assert ["#1", "decode", "1.23", "2.50", "3"] in rows
+    assert ["#1", "predict/&lt;b&gt;x&lt;/b&gt;", "0.50", "0.25", "1"] in rows
 
 
 def test_plots_are_deterministic_and_carry_no_software_or_time_chunk(later_run):

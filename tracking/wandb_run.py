@@ -95,9 +95,15 @@ def _summary(metrics, timings):
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 values[f"{prefix}/{key}"] = value
     for backend, entry in ((timings or {}).get("backends") or {}).items():
-        for group in ("latency_ms", "peak_memory_mb"):
+        for group in ("latency_ms", "peak_memory_mb", "cache"):
             for stat, value in (entry.get(group) or {}).items():
                 values[f"timings/{backend}/{group}_{stat}"] = value
+        for field in ("images_timed", "images_from_cache", "latency_measured"):
+            if entry.get(field) is not None:
+                values[f"timings/{backend}/{field}"] = entry[field]
+    for stage, entry in ((timings or {}).get("stages") or {}).items():  # timings v2
+        for field, value in entry.items():
+            values[f"timings/stages/{stage}/{field}"] = value
     if timings:
         values["timings/device"] = timings["device"]["label"]
     return values
@@ -135,6 +141,9 @@ def _log(wandb, options, folder, settings, commit):
         if timings:
             tables["timings"] = _table(wandb, [{"backend": b, "device": timings["device"]["label"], **e}
                                                for b, e in sorted(timings["backends"].items())])
+            if timings.get("stages"):
+                tables["timing_stages"] = _table(wandb, [{"stage": s, **e}
+                                                         for s, e in sorted(timings["stages"].items())])
         images = {f"images/{p.relative_to(folder).with_suffix('').as_posix()}": wandb.Image(str(p))
                   for p in sorted(folder.rglob("*.png"))}
         run.log({**tables, **images})

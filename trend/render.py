@@ -117,22 +117,41 @@ def _movers_section(runs, moved, counts, count):
     return lines + _table(["runs", "corpus", "image", "IoU before", "IoU after", "Δ"], rows)
 
 
+def _latency_measured(entry):
+    """How the latency was measured: per image or a batch average (timings v1 only had batch averages)."""
+    if not entry.get("latency_ms"):
+        return "n/a"
+    return md(str(entry.get("latency_measured", "batch_average")).replace("_", " "))
+
+
+def _count(value):
+    return "n/a" if value is None else md(str(value))
+
+
 def _timings_section(runs):
     lines = ["## Cost of serving", "",
-             "From each run's timings.json (measured on the machine that ran it; not part of the decision)."]
-    rows = []
+             "From each run's timings.json (measured on the machine that ran it; not part of the decision). "
+             "Masks served from a backend's cache are counted, not timed; CPU time is the whole process's."]
+    rows, stages = [], []
     for i, run in enumerate(runs, 1):
         timings = run.timings or {}
         device = md(timings.get("device", {}).get("label", "n/a")) if timings else "n/a"
         for backend, entry in sorted((timings.get("backends") or {}).items()):
             latency, memory = entry.get("latency_ms") or {}, entry.get("peak_memory_mb") or {}
-            rows.append((f"#{i}", device, md(backend), entry.get("images_timed", "n/a"),
+            rows.append((f"#{i}", device, md(backend), _count(entry.get("images_timed")),
+                         _count(entry.get("images_from_cache")), _latency_measured(entry),
                          _num(latency.get("median"), 1), _num(latency.get("p90"), 1), _num(memory.get("rss"), 0),
                          _num(memory.get("accelerator"), 0)))
+        for stage, entry in sorted((timings.get("stages") or {}).items()):
+            stages.append((f"#{i}", md(stage), _num(entry.get("wall_s"), 2), _num(entry.get("cpu_s"), 2),
+                           _count(entry.get("calls"))))
     if not rows:
         return lines + ["", "No run has a timings.json."]
-    return lines + [""] + _table(["run", "device", "backend", "images timed", "median ms/image", "p90 ms/image",
-                                  "peak RSS MB", "peak accelerator MB"], rows)
+    lines += [""] + _table(["run", "device", "backend", "images timed", "from cache", "latency", "median ms/image",
+                            "p90 ms/image", "peak RSS MB", "peak accelerator MB"], rows)
+    if stages:
+        lines += ["", "Stages (timings v2):", ""] + _table(["run", "stage", "wall s", "CPU s", "calls"], stages)
+    return lines
 
 
 def render_trend(runs, movers=5):

@@ -50,8 +50,8 @@ def decode_entry(key, data, shape):
 
 
 class CachedBackend(Backend):
-    def __init__(self, inner, cache_dir):
-        self._inner = inner
+    def __init__(self, inner, cache_dir, meter=None):
+        self._inner, self._meter = inner, meter  # an eval.timings.Meter counts what the cache served
         self.name = inner.name
         self._dir = pathlib.Path(cache_dir) / inner.fingerprint()[:32]
         self.hits = self.misses = self.rejected = 0
@@ -82,6 +82,7 @@ class CachedBackend(Backend):
         os.replace(partial, path)
 
     def predict(self, images):
+        rejected = self.rejected
         keys = [images_lib.digest_of(image) for image in images]
         masks = [self._read(k, image.shape) for k, image in zip(keys, images)]
         todo = [i for i, m in enumerate(masks) if m is None]
@@ -91,4 +92,6 @@ class CachedBackend(Backend):
                 self._write(keys[i], mask)
         self.hits += len(images) - len(todo)
         self.misses += len(todo)
+        if self._meter is not None:
+            self._meter.served(self.name, len(images) - len(todo), len(todo), self.rejected - rejected)
         return masks

@@ -34,6 +34,7 @@ import pathlib
 
 import jsonschema
 
+from eval import timings
 from eval.digests import file_digest
 from eval.errors import GateInputError
 from eval.inputs.duplicates import merge_duplicates
@@ -269,8 +270,9 @@ def _with_missing_files(item):
     return item
 
 
-def load_snapshot(root):
-    """Read the snapshot at `root` (see the module docstring for the contract)."""
+def load_snapshot(root, meter=None):
+    """Read the snapshot at `root` (see the module docstring for the contract); a `meter` (eval.timings.Meter)
+    times the duplicate check."""
     root = pathlib.Path(root)
     if not root.is_dir():
         raise GateInputError(root, "dataset snapshot directory not found")
@@ -283,7 +285,8 @@ def load_snapshot(root):
     # Digested before duplicates are merged: which rows are merged depends on every one of these files.
     digests = {p: file_digest(p) for p in sorted(read)}
     listing = "".join(f"{p.relative_to(root).as_posix()}\t{digest}\n" for p, digest in digests.items())
-    items, merged = merge_duplicates(items, digests)
+    with timings.stage(meter, "duplicate_check"):
+        items, merged = merge_duplicates(items, digests)
     duplicates = tuple(Exclusion(*row) for row in merged)
     return Snapshot(root, manifest["version"], hashlib.sha256(listing.encode()).hexdigest(), items,
                     tuple(sorted((*exclusions, *duplicates), key=lambda e: (e.row_id, e.reason))),

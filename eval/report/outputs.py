@@ -240,9 +240,10 @@ class Destination:
     overwrite: bool
     seen: str | None  # sha256 of the manifest found at check time; None: absent or empty
 
-    def publish(self, files, signer=None):
+    def publish(self, files, signer=None, last=None):
         """Write {relative path: bytes} and the manifest as the complete content of the folder, atomically.
 
+        `last`, when given, returns more files once `files` are written (timings.json, which times the writing).
         The machine-dependent files (UNPINNED) are listed as the gate's without a digest. With a `signer`
         (manifest bytes -> signature bytes), the manifest names SIGNATURE and the signature is written there.
         """
@@ -251,14 +252,12 @@ class Destination:
         staging = _staging(folder, "partial")
         try:
             os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the report from the group
+            _write_files(staging, files)
+            files = {**files, **_write_files(staging, last() if last else {})}
             manifest = {"format": MANIFEST_FORMAT, "run_key": self.run_key,
                         "files": {name: None if name in UNPINNED else hashlib.sha256(data).hexdigest()
                                   for name, data in sorted(files.items())},
                         **({"signature": SIGNATURE} if signer else {})}
-            for relative, data in sorted(files.items()):
-                path = staging / relative
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
             manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
             (staging / MANIFEST).write_bytes(manifest_bytes)
             if signer:
@@ -276,6 +275,15 @@ class Destination:
                 _remove_gate_files(retired, old)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # only ever holds this run's files
+
+
+def _write_files(folder, files):
+    """Write {relative path: bytes} under `folder`; returns `files`."""
+    for relative, data in sorted(files.items()):
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
 
 
 def check_destination(output_dir, run_key, overwrite, inputs=()):
