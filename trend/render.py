@@ -130,8 +130,7 @@ def _count(value):
 
 def _timings_section(runs):
     lines = ["## Cost of serving", "",
-             "From each run's timings.json (measured on the machine that ran it; not part of the decision). "
-             "Masks served from a backend's cache are counted, not timed; CPU time is the whole process's."]
+             "From each run's timings.json (measured on the machine that ran it; not part of the decision)."]
     rows, stages = [], []
     for i, run in enumerate(runs, 1):
         timings = run.timings or {}
@@ -147,6 +146,7 @@ def _timings_section(runs):
                            _count(entry.get("calls"))))
     if not rows:
         return lines + ["", "No run has a timings.json."]
+    lines[-1] += " Masks served from a backend's cache are counted, not timed; CPU time is the whole process's."
     lines += [""] + _table(["run", "device", "backend", "images timed", "from cache", "latency", "median ms/image",
                             "p90 ms/image", "peak RSS MB", "peak accelerator MB"], rows)
     if stages:
