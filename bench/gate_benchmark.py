@@ -285,6 +285,7 @@ def _naive_worker(spec):
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = config["session"]["intra_op_num_threads"]
             options.inter_op_num_threads = config["session"]["inter_op_num_threads"]
+            options.enable_cpu_mem_arena = config["session"].get("enable_cpu_mem_arena", True)
             session = rembg.new_session(config["model"], sess_opts=options, providers=config["session"]["providers"])
             remove_kwargs = config["remove"]
             model = YOLO(spec["checkpoint"])

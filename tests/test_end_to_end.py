@@ -176,13 +176,13 @@ def test_timings_are_written_beside_the_report_and_kept_out_of_it(demo_runs):
         assert cache["hits"] + cache["misses"] == n_images and cache["rejected"] == 0
         assert backend["images_timed"] == cache["misses"] > 0 and backend["images_from_cache"] == cache["hits"]
     stages = timings["stages"]
-    assert set(stages) == {"duplicate_check", "decode", "predict/rembg", "predict/candidate", "scoring", "intervals",
-                           "rendering", "publishing"}
+    assert set(stages) == {"duplicate_check", "decode", "predict/rembg", "predict/candidate", "predict/incumbent",
+                           "scoring", "intervals", "rendering", "publishing"}
     assert all(s["wall_s"] > 0 and s["cpu_s"] >= 0 and s["calls"] >= 1 for s in stages.values())
     assert stages["predict/rembg"]["cpu_s"] > 0.5 * stages["predict/rembg"]["wall_s"]  # CPU-bound inference
     # The warm run serves every mask from the caches: no backend is timed, every one is listed with its count.
     second = json.loads((base / "run2" / "timings.json").read_text())
-    for name in ("rembg", "candidate"):
+    for name in ("rembg", "candidate", "incumbent"):
         served = second["backends"][name]
         assert served["images_timed"] == 0 and served["latency_ms"] is None, name
         assert served["cache"] == {"hits": n_images, "misses": 0, "rejected": 0}

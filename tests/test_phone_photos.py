@@ -166,5 +166,23 @@ def test_every_backend_is_cached_under_its_own_fingerprint(backends):
     assert other.baseline._dir == backends.baseline._dir
 
 
+def test_the_cpu_memory_arena_is_a_baseline_config_field_that_changes_no_mask(tmp_path):
+    from eval.backends.rembg_backend import RembgBackend
+    from eval.inputs.baseline_config import load_baseline_config
+
+    text = BASELINE_CONFIG.read_text()
+    assert "enable_cpu_mem_arena" not in text  # production's new_session leaves onnxruntime's default: on
+    off = tmp_path / "arena-off.yaml"
+    arena_off = "  inter_op_num_threads: 1\n  enable_cpu_mem_arena: false\n"
+    off.write_text(text.replace("  inter_op_num_threads: 1\n", arena_off))
+    configs = [load_baseline_config(BASELINE_CONFIG), load_baseline_config(off)]
+    assert [c.enable_cpu_mem_arena for c in configs] == [True, False] and configs[0].sha256 != configs[1].sha256
+    pooled, unpooled = (RembgBackend(c, 1) for c in configs)
+    assert [b._session.inner_session.get_session_options().enable_cpu_mem_arena for b in (pooled, unpooled)] == [
+        True, False]
+    photos = [np.asarray(pot_photo(640, 480, shift=40 * k)[0]) for k in range(2)]
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(pooled.predict(photos), unpooled.predict(photos)))
+    assert pooled.fingerprint() != unpooled.fingerprint()  # the config's digest is in the provenance
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -43,6 +43,7 @@ class RembgBackend(Backend):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = config.intra_op_num_threads
         options.inter_op_num_threads = config.inter_op_num_threads
+        options.enable_cpu_mem_arena = config.enable_cpu_mem_arena  # memory only; in config_sha256
         self._session = rembg.new_session(config.model, sess_opts=options, providers=list(config.providers))
         active = self._session.inner_session.get_providers()
         if list(active) != list(config.providers):
