@@ -179,7 +179,7 @@ def test_timings_are_written_beside_the_report_and_kept_out_of_it(demo_runs):
     assert set(stages) == {"duplicate_check", "decode", "predict/rembg", "predict/candidate", "predict/incumbent",
                            "scoring", "intervals", "rendering", "publishing"}
     assert all(s["wall_s"] > 0 and s["cpu_s"] >= 0 and s["calls"] >= 1 for s in stages.values())
-    assert stages["predict/rembg"]["cpu_s"] > 0.5 * stages["predict/rembg"]["wall_s"]  # CPU-bound inference
+    assert all(stages[s]["cpu_s"] > 0 for s in ("predict/rembg", "predict/candidate", "decode"))
     # The warm run serves every mask from the caches: no backend is timed, every one is listed with its count.
     second = json.loads((base / "run2" / "timings.json").read_text())
     for name in ("rembg", "candidate", "incumbent"):
