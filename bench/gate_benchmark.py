@@ -336,7 +336,8 @@ def _perturbed(truth, rng):
 
 
 def _kernel_worker(spec):
-    """Time eval.scoring.metrics, torchmetrics and pycocotools on the same (truth, prediction) pairs, one pair at a time."""
+    """Time eval.scoring.metrics, torchmetrics and pycocotools on the same (truth, prediction) pairs, one pair at a
+    time."""
     import numpy as np
     import torch
     from PIL import Image

@@ -3,9 +3,9 @@
 One testsuite per run, one testcase per criterion result (in metrics.json's order). A passed criterion is a
 passed test; every other status is a `<failure>` whose `type` is the status (`fail`, `inconclusive`,
 `insufficient_data`), so a CI dashboard separates "the candidate is worse" from "the data cannot tell yet";
-its message is the criterion's summary and its body the numbers, with the images an inconclusive one needs. The suite's properties carry
-what identifies the run: recommendation and deciding criterion, checkpoint, dataset and criteria digests,
-run key and harness version.
+its message is the criterion's summary and its body the numbers, with the images an inconclusive one needs. The suite's
+properties carry what identifies the run: recommendation and deciding criterion, checkpoint, dataset and criteria
+digests, run key and harness version.
 
 It reads a published run's metrics.json document (never the in-memory result), so what CI shows is what the
 report folder holds. The XML is deterministic (no timestamps, no host names, times 0): same run, same bytes.

@@ -10,6 +10,7 @@ returns or raises: URLs are shown without their password.
 
 import dataclasses
 import datetime
+import functools
 import os
 import pathlib
 import re
@@ -90,7 +91,7 @@ class _SQLite:
 
     @staticmethod
     def as_of(moment):
-        return sa.literal(moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3])
+        return sa.literal(moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3])
 
     @staticmethod
     def source(column, column_type):
@@ -99,7 +100,8 @@ class _SQLite:
         guarded = lambda expression: sa.case((is_object, expression), else_=None)  # noqa: E731
         fields = []
         for field in SOURCE_FIELDS:
-            fields += [guarded(sa.func.json_type(column, f"$.{field}")), guarded(sa.func.json_extract(column, f"$.{field}"))]
+            fields += [guarded(sa.func.json_type(column, f"$.{field}")),
+                       guarded(sa.func.json_extract(column, f"$.{field}"))]
         return sa.case((is_object, 1), else_=0), fields
 
     @staticmethod
@@ -238,7 +240,7 @@ def _column(tables, mapping, table, column):
 
 def _newest_masks(dialect, tables, mapping, table, as_of):
     """(image_id, mask) of each image's newest non-null mask in `table` created up to as_of (ties: larger id)."""
-    col = lambda name: _column(tables, mapping, table, name)  # noqa: E731
+    col = functools.partial(_column, tables, mapping, table)
     created = dialect.created(col("created_at"))
     rank = sa.func.row_number().over(partition_by=col("image_id"), order_by=(created.desc(), col("id").desc()))
     ranked = (sa.select(col("image_id").label("image_id"), col("mask").label("mask"), rank.label("rank"))
@@ -249,7 +251,7 @@ def _newest_masks(dialect, tables, mapping, table, as_of):
 def _unparseable_created_at(connection, dialect, tables, mapping):
     """Refuse rows whose created_at is NULL or not a timestamp: they could be neither kept nor dropped."""
     for table in ("croprun", "cropannotation", "handlabel"):
-        col = lambda name: _column(tables, mapping, table, name)  # noqa: E731
+        col = functools.partial(_column, tables, mapping, table)
         bad = connection.execute(sa.select(col("id")).where(dialect.created(col("created_at")).is_(None))
                                  .order_by(col("id")).limit(5)).scalars().all()
         if bad:
@@ -260,7 +262,7 @@ def _unparseable_created_at(connection, dialect, tables, mapping):
 
 
 def _query(dialect, tables, types, mapping, as_of):
-    col = lambda table, name: _column(tables, mapping, table, name)  # noqa: E731
+    col = functools.partial(_column, tables, mapping)
     source = col("croprun", "source")
     extracted = dialect.source(source, types["croprun", "source"])
     if extracted is None:

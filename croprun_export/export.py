@@ -69,13 +69,15 @@ class ExportResult:
 
 
 def utc_text(moment):
-    return moment.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _stem(row_id):
     """A file name stem for the row's photo and mask: the id itself when it is a safe name."""
     text = str(row_id)
-    return text if _SAFE_STEM.match(text) else "row-" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    if _SAFE_STEM.match(text):
+        return text
+    return "row-" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def _encodable(value):
@@ -245,7 +247,7 @@ def export_snapshot(options, open_store=volumes.ModalVolumeStore):
                                           f"(letters, digits, '.', '_', '-'; at most 64 characters)")
     if options.as_of.tzinfo is None:
         raise GateInputError("--as_of", "needs a time zone, e.g. 2026-11-20T00:00:00Z")
-    if options.as_of > datetime.datetime.now(datetime.timezone.utc):
+    if options.as_of > datetime.datetime.now(datetime.UTC):
         raise GateInputError("--as_of", "is in the future: rows created later would change the snapshot")
     mapping = load_mapping(options.schema)
     media = Media(options.media_root, open_store)

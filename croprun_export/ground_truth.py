@@ -17,7 +17,6 @@ import math
 import numpy as np
 from PIL import Image
 
-from croprun_export.media import MediaMissing
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

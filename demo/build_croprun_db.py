@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from croprun_export.django_tables import create_tables
 from croprun_export.schema_mapping import load_mapping
 
-DEMO_AS_OF = datetime.datetime(2026, 11, 20, tzinfo=datetime.timezone.utc)
-_FIRST_RUN = datetime.datetime(2026, 11, 2, 8, 0, tzinfo=datetime.timezone.utc)
+DEMO_AS_OF = datetime.datetime(2026, 11, 20, tzinfo=datetime.UTC)
+_FIRST_RUN = datetime.datetime(2026, 11, 2, 8, 0, tzinfo=datetime.UTC)
 
 
 def _rows(snapshot):

@@ -45,7 +45,7 @@ class _PathParser(flags.ArgumentParser):
         return "path"
 
 
-def DEFINE_path(name, default, help, volume=False, **kwargs):  # noqa: N802 - absl's naming
+def DEFINE_path(name, default, help, volume=False, **kwargs):  # absl's naming
     """A path flag: refuses an empty value; a relative path is taken from the user's directory. `volume`: the
     tool also reads modal://<volume>/<path> (its --help says so)."""
     return flags.DEFINE(_PathParser(volume), name, default, help, serializer=flags.ArgumentSerializer(), **kwargs)

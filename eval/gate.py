@@ -63,12 +63,12 @@ def _predict(backend, photos, keys):
     """Masks per key; a batch that fails is retried image by image so one bad image cannot sink the rest."""
     try:
         return dict(zip(keys, backend.predict(photos))), {}
-    except Exception:  # noqa: BLE001 - any backend failure becomes a reported, not-evaluated image
+    except Exception:  # any backend failure becomes a reported, not-evaluated image
         masks, errors = {}, {}
         for key, photo in zip(keys, photos):
             try:
                 masks[key] = backend.predict([photo])[0]
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 errors[key] = f"{backend.name} failed: {type(err).__name__}: {err}"
         return masks, errors
 

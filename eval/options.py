@@ -28,8 +28,8 @@ class Option:
     """How one GateOptions field is given and checked.
 
     `flag` is the CLI flag's name (None: the tool sets the field itself); the Modal app spells it with
-    dashes. `volume`: a path that may also be modal://<volume>/<path>. `builds_backends`: the backends a run builds (and so the masks) depend on the value, so a warm
-    container may reuse its models only for equal values.
+    dashes. `volume`: a path that may also be modal://<volume>/<path>. `builds_backends`: the backends a run builds (and
+    so the masks) depend on the value, so a warm container may reuse its models only for equal values.
     """
 
     kind: str
@@ -69,7 +69,7 @@ class Option:
         return None
 
 
-def _option(default, kind, help, **option):  # noqa: A002 - absl's name for it
+def _option(default, kind, help, **option):  # absl's name for it
     return dataclasses.field(default=default, metadata={"option": Option(kind, help, **option)})
 
 
@@ -116,8 +116,8 @@ class GateOptions:
     quiet: bool = _option(False, BOOL, "No progress lines on stderr.", flag="quiet")
     baseline_cache: bool = _option(
         True, BOOL, "Reuse every backend's masks (rembg, candidate, incumbent) cached by content (image pixels, "
-        "library versions, weights and settings digests) under $GATE_CACHE_DIR; results are identical either way.", flag="baseline_cache",
-        builds_backends=True)
+        "library versions, weights and settings digests) under $GATE_CACHE_DIR; results are identical either way.",
+        flag="baseline_cache", builds_backends=True)
     demo: bool = _option(False, BOOL, "The run is the bundled demo (set by the tool).")
     incumbent_checkpoint: str | None = _option(
         None, PATH, "The YOLO-seg checkpoint production serves now (local or modal://): a third backend, run on "

@@ -326,7 +326,7 @@ def coordinate(request, mounts, map_shards):
         mounts.commit(output_volume)
     except GateInputError as err:
         return {"status": "error", "error": str(err)}
-    except Exception as err:  # noqa: BLE001 - an unexpected failure must never look like a decision
+    except Exception as err:  # an unexpected failure must never look like a decision
         traceback.print_tb(err.__traceback__)  # our code's frames; the message may quote user data
         return {"status": "error", "error": f"the evaluation could not be completed ({type(err).__name__}: {err})"}
     decision = result.decision
@@ -340,8 +340,9 @@ def coordinate(request, mounts, map_shards):
 def _track(wandb, prepared, directory):
     """Log the published run to W&B from the coordinator; offline runs stay in the output Volume's wandb/."""
     directory.mkdir(parents=True, exist_ok=True)
-    track(TrackingOptions(wandb["project"], wandb.get("entity") or None, wandb.get("run_name") or None,
-                          str(directory)), prepared.output_dir, prepared.options.settings(), wandb.get("harness_commit"))
+    tracking = TrackingOptions(wandb["project"], wandb.get("entity") or None, wandb.get("run_name") or None,
+                               str(directory))
+    track(tracking, prepared.output_dir, prepared.options.settings(), wandb.get("harness_commit"))
 
 
 # --- Modal functions --------------------------------------------------------------------------------------
@@ -477,7 +478,7 @@ def run_from_cli(submit_request=None, **flags):
         return EXIT_ERROR
     try:
         summary = (submit_request or submit)(request)
-    except Exception as err:  # noqa: BLE001 - Modal raises its own types (auth, missing Volume, network)
+    except Exception as err:
         print(f"error: the gate could not run on Modal ({sanitise.text(f'{type(err).__name__}: {err}')})",
               file=sys.stderr)
         return EXIT_ERROR

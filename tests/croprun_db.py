@@ -16,7 +16,7 @@ from eval.inputs import volumes
 from tests.support import REPO, pot_photo, write_snapshot
 
 SCHEMA = REPO / "configs" / "croprun_schema.yaml"
-AS_OF = datetime.datetime(2026, 11, 20, tzinfo=datetime.timezone.utc)
+AS_OF = datetime.datetime(2026, 11, 20, tzinfo=datetime.UTC)
 SOURCE = {"type": "human", "backend": "rembg", "deployment": "piece_image_crop_service", "version": "2.0.50"}
 
 

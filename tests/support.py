@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import types
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -101,7 +102,7 @@ def write_snapshot(root, n_test=3, rows=None, version="tiny-v1"):
     return root
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def untrained_checkpoint(model_yaml="yolov8n-seg.yaml"):
     """A real ultralytics checkpoint built from a model yaml (no download); cached per process."""
     from eval import runtime
@@ -136,6 +137,45 @@ def interrupt_cli(sig, *flags, env=None, when="[gate] test: 3 image(s)", timeout
     stdout, stderr = proc.communicate(timeout=timeout)
     assert seen and seen[-1].startswith(when), "".join(seen) + stderr  # the signal came during scoring
     return proc.returncode, stdout, stderr
+
+
+def files_of(folder, skip=()):
+    """{path relative to `folder` (posix): bytes} of every file under it but those named in `skip`: what two
+    folders are compared by, byte for byte."""
+    folder = pathlib.Path(folder)
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in skip}
+
+
+def criteria_file(text=VALID_CRITERIA, folder=None, name="criteria.yaml"):
+    """`text` written as a criteria file in `folder` (default: a fresh scratch directory); returns its path."""
+    path = pathlib.Path(folder or scratch_dir()) / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def gate_result(scores, criteria, *, not_evaluated=(), exclusions=(), rows=(), cases=(), strips=(),
+                provenance=None, gallery_size=3):
+    """A GateResult made by the gate's own eval.gate.combine: one ShardResult.update per image (its scores, its
+    gallery case, its report.html strip), as the gate scores them; intervals, decision and class audit are the
+    real ones. `rows` are the flagged CropRun rows (id, notes, source) the class audit reads; `provenance`
+    defaults to the committed demo report's (its run key seeds the intervals)."""
+    from eval.gate import ShardResult, combine
+
+    by_image = {}
+    for score in scores:
+        by_image.setdefault((score.corpus, score.image_id), []).append(score)
+    case_of = {(case.corpus, case.image_id): case for case in cases}
+    strip_of = dict(strips)
+    shard = ShardResult.empty(gallery_size)
+    for key, image_scores in by_image.items():
+        shard.update(image_scores, case=case_of.get(key), strip=(key, strip_of[key]) if key in strip_of else None)
+    shard.update(missing=not_evaluated)
+    snapshot = types.SimpleNamespace(items=(types.SimpleNamespace(corpus="flagged", rows=tuple(rows)),),
+                                     exclusions=tuple(exclusions))
+    if provenance is None:
+        provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
+    return combine([shard], snapshot, criteria, provenance, gallery_size)
 
 
 def last_line(path):

@@ -85,7 +85,7 @@ def test_an_entry_under_another_key_or_of_another_shape_is_not_read():
     assert decode_entry("a" * 64, data, (5, 3)) is None
 
 
-@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@settings(max_examples=200)
 @given(shape=st.tuples(st.integers(1, 9), st.integers(1, 9)), data=st.data())
 def test_an_entry_round_trips_and_any_changed_byte_is_refused(shape, data):
     bits = data.draw(st.lists(st.booleans(), min_size=shape[0] * shape[1], max_size=shape[0] * shape[1]))

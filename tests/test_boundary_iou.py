@@ -164,7 +164,7 @@ _MASKS = st.integers(1, 40).flatmap(lambda h: st.integers(1, 40).flatmap(
     lambda w: st.tuples(hnp.arrays(bool, (h, w)), hnp.arrays(bool, (h, w)))))
 
 
-@settings(max_examples=150, deadline=None, database=None, derandomize=True)
+@settings(max_examples=150)
 @given(_MASKS)
 def test_matches_the_reference_on_arbitrary_masks(pair):
     truth, prediction = pair

@@ -9,14 +9,8 @@ import pytest
 from eval.errors import GateInputError
 from eval.inputs.criteria import CONFIDENCE, POINT, UNCLASSIFIED, DecisionRule, load_criteria
 from eval.measures import Measure
-from tests.support import CRITERIA, VALID_CRITERIA as VALID
+from tests.support import CRITERIA, VALID_CRITERIA as VALID, criteria_file
 
-
-
-def write(tmp_path, text):
-    path = tmp_path / "criteria.yaml"
-    path.write_text(text)
-    return path
 
 
 def test_shipped_file_loads_and_is_marked_as_examples():
@@ -28,7 +22,7 @@ def test_shipped_file_loads_and_is_marked_as_examples():
 
 
 def test_values_come_from_the_file(tmp_path):
-    criteria = load_criteria(write(tmp_path, VALID))
+    criteria = load_criteria(criteria_file(VALID, tmp_path))
     assert criteria.iou_pass_threshold == 0.8
     assert criteria.min_images == 2
     assert [c.id for c in criteria.criteria] == ["pass_rate", "regress"]
@@ -39,7 +33,7 @@ def test_boundary_iou_kinds_load_and_are_optional(tmp_path):
     text = VALID + ("  - {id: edges, kind: min_mean_boundary_iou, corpus: test, failure_class: all, threshold: 0.6}\n"
                     "  - {id: edges_regress, kind: max_mean_boundary_iou_regression, corpus: flagged, "
                     "failure_class: each, threshold: 0.05}\n")
-    kinds = [c.kind for c in load_criteria(write(tmp_path, text)).criteria]
+    kinds = [c.kind for c in load_criteria(criteria_file(text, tmp_path)).criteria]
     assert kinds == ["min_pass_rate", "max_mean_iou_regression", "min_mean_boundary_iou",
                      "max_mean_boundary_iou_regression"]
 
@@ -51,7 +45,7 @@ def test_boundary_iou_kinds_load_and_are_optional(tmp_path):
     ("", None, (UNCLASSIFIED,)),
 ])
 def test_classify(tmp_path, notes, source, expected):
-    assert load_criteria(write(tmp_path, VALID)).classify(notes, source) == expected
+    assert load_criteria(criteria_file(VALID, tmp_path)).classify(notes, source) == expected
 
 
 @pytest.mark.parametrize("change, message", [
@@ -76,7 +70,7 @@ def test_classify(tmp_path, notes, source, expected):
     (("example_values: false", "example_values: [oops"), "YAML error at line"),
 ])
 def test_invalid_files_are_refused_with_the_file_named(tmp_path, change, message):
-    path = write(tmp_path, VALID.replace(*change))
+    path = criteria_file(VALID.replace(*change), tmp_path)
     with pytest.raises(GateInputError) as err:
         load_criteria(path)
     assert str(path) in str(err.value)
@@ -84,7 +78,7 @@ def test_invalid_files_are_refused_with_the_file_named(tmp_path, change, message
 
 
 def test_v1_files_decide_on_point_values(tmp_path):
-    assert load_criteria(write(tmp_path, VALID)).decision_rule == DecisionRule(POINT, 0.95, False)
+    assert load_criteria(criteria_file(VALID, tmp_path)).decision_rule == DecisionRule(POINT, 0.95, False)
 
 
 @pytest.mark.parametrize("rule, expected", [
@@ -94,7 +88,7 @@ def test_v1_files_decide_on_point_values(tmp_path):
 ])
 def test_schema_v2_states_its_decision_rule(tmp_path, rule, expected):
     text = VALID.replace("schema_version: 1", f"schema_version: 2\ndecision_rule: {rule}")
-    assert load_criteria(write(tmp_path, text)).decision_rule == expected
+    assert load_criteria(criteria_file(text, tmp_path)).decision_rule == expected
 
 
 @pytest.mark.parametrize("version, rule, message", [
@@ -111,14 +105,15 @@ def test_schema_v2_states_its_decision_rule(tmp_path, rule, expected):
 def test_bad_decision_rules_are_refused(tmp_path, version, rule, message):
     text = VALID.replace("schema_version: 1", f"schema_version: {version}" +
                          (f"\ndecision_rule: {rule}" if rule else ""))
-    path = write(tmp_path, text)
+    path = criteria_file(text, tmp_path)
     with pytest.raises(GateInputError) as err:
         load_criteria(path)
     assert str(path) in str(err.value) and message in str(err.value)
 
 
 def test_yaml_tags_are_not_executed(tmp_path):
-    path = write(tmp_path, VALID.replace("example_values: false", "example_values: !!python/object/apply:os.getcwd []"))
+    text = VALID.replace("example_values: false", "example_values: !!python/object/apply:os.getcwd []")
+    path = criteria_file(text, tmp_path)
     with pytest.raises(GateInputError, match="YAML error"):
         load_criteria(path)
 
@@ -133,7 +128,7 @@ def test_each_over_an_empty_taxonomy_is_a_file_error_naming_the_file(tmp_path):
     text = VALID.split("failure_classes:")[0] + (
         "failure_classes: []\ncriteria:\n"
         "  - {id: regress, kind: max_mean_iou_regression, corpus: flagged, failure_class: each, threshold: 0.1}\n")
-    path = write(tmp_path, text)
+    path = criteria_file(text, tmp_path)
     with pytest.raises(GateInputError) as err:
         load_criteria(path)
     assert err.value.where == str(path)
@@ -142,14 +137,14 @@ def test_each_over_an_empty_taxonomy_is_a_file_error_naming_the_file(tmp_path):
 
 
 def test_max_empty_truth_share_is_optional_with_a_fail_closed_default(tmp_path):
-    assert load_criteria(write(tmp_path, VALID)).max_empty_truth_share == 0.1
+    assert load_criteria(criteria_file(VALID, tmp_path)).max_empty_truth_share == 0.1
     text = VALID.replace("min_images: 2", "min_images: 2\nmax_empty_truth_share: 0.25")
-    assert load_criteria(write(tmp_path, text)).max_empty_truth_share == 0.25
+    assert load_criteria(criteria_file(text, tmp_path)).max_empty_truth_share == 0.25
 
 
 def test_catastrophic_backtracking_pattern_on_a_long_note_does_not_hang(tmp_path):
     """Issue 8.12: Python's re takes exponential time on (a+)+$ against 'aaa...b'; RE2 is linear."""
-    criteria = load_criteria(write(tmp_path, VALID.replace("'gloss', 'shiny'", "'(a+)+$', '(x|x)*y', 'shiny'")))
+    criteria = load_criteria(criteria_file(VALID.replace("'gloss', 'shiny'", "'(a+)+$', '(x|x)*y', 'shiny'"), tmp_path))
     note = "a" * 200_000 + "b" + "x" * 200_000
 
     def too_slow(*_):
@@ -178,7 +173,7 @@ def test_catastrophic_backtracking_pattern_on_a_long_note_does_not_hang(tmp_path
 ])
 def test_notes_patterns_keep_their_case_insensitive_semantics(tmp_path, pattern, notes, expected):
     text = VALID.replace("'gloss', 'shiny'", f"'{pattern}'")
-    criteria = load_criteria(write(tmp_path, text))
+    criteria = load_criteria(criteria_file(text, tmp_path))
     assert (criteria.classify(notes, {}) == ("gloss",)) is expected
 
 
@@ -198,7 +193,7 @@ V3 = VALID.replace("schema_version: 1", "schema_version: 3\ndecision_rule: {kind
 
 
 def test_v3_criteria_name_their_measure_and_match_the_v1_kinds(tmp_path):
-    v3, v1 = load_criteria(write(tmp_path, V3)), load_criteria(write(tmp_path, VALID))
+    v3, v1 = load_criteria(criteria_file(V3, tmp_path)), load_criteria(criteria_file(VALID, tmp_path))
     assert [c.measure for c in v3.criteria[:2]] == [c.measure for c in v1.criteria]
     assert [c.kind for c in v3.criteria] == [None] * 3 and [c.kind for c in v1.criteria] == ["min_pass_rate",
                                                                                              "max_mean_iou_regression"]
@@ -222,7 +217,7 @@ def test_v3_criteria_name_their_measure_and_match_the_v1_kinds(tmp_path):
 def test_v3_measures_the_rule_cannot_bound_are_refused(tmp_path, rule, entry, message):
     text = V3.replace("{kind: confidence, level: 0.95}", f"{{kind: {rule}}}") + (
         f"  - {{id: extra, {entry}, corpus: test, failure_class: all, threshold: 0.1}}\n")
-    path = write(tmp_path, text)
+    path = criteria_file(text, tmp_path)
     with pytest.raises(GateInputError) as err:
         load_criteria(path)
     assert str(path) in str(err.value) and message in str(err.value)
@@ -232,9 +227,9 @@ def test_point_rule_may_bound_quantiles_and_v2_may_not_name_a_measure(tmp_path):
     text = V3.replace("{kind: confidence, level: 0.95}", "{kind: point}") + (
         "  - {id: p10_edges, metric: boundary_iou, statistic: p10, bound: max, vs: incumbent, corpus: test, "
         "failure_class: all, threshold: 0.05}\n")
-    assert load_criteria(write(tmp_path, text)).criteria[-1].measure == Measure("boundary_iou", "p10", "max",
+    assert load_criteria(criteria_file(text, tmp_path)).criteria[-1].measure == Measure("boundary_iou", "p10", "max",
                                                                                 "incumbent")
     v2 = VALID.replace("schema_version: 1", "schema_version: 2\ndecision_rule: {kind: point}").replace(
         "kind: min_pass_rate", "metric: passed, statistic: rate, bound: min")
     with pytest.raises(GateInputError, match="unknown key 'bound', 'metric', 'statistic'"):
-        load_criteria(write(tmp_path, v2))
+        load_criteria(criteria_file(v2, tmp_path))

@@ -19,14 +19,14 @@ import tempfile
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
                       os.path.join(os.environ.get("TEST_TMPDIR") or tempfile.gettempdir(), "pottery-gate-hypothesis"))
 
-import pytest  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from PIL import Image  # noqa: E402
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
-from eval.inputs.criteria import UNCLASSIFIED, load_criteria  # noqa: E402
-from eval.inputs.snapshot import load_snapshot  # noqa: E402
-from tests.support import crop_run, pot_photo, run_cli, untrained_checkpoint, write_snapshot  # noqa: E402
+from eval.inputs.criteria import UNCLASSIFIED, load_criteria
+from eval.inputs.snapshot import load_snapshot
+from tests.support import criteria_file, crop_run, pot_photo, run_cli, untrained_checkpoint, write_snapshot
 
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
 CRITERIA = """\
@@ -80,15 +80,9 @@ def test_one_photo_in_three_rows_is_one_image_with_every_rows_classes(tmp_path):
     assert [(e.row_id, e.reason) for e in snap.exclusions] == [
         ("d2", "duplicate of flagged image d1"), ("d3", "duplicate of flagged image d1")]
     assert snap.duplicates == snap.exclusions
-    criteria = load_criteria(write_criteria(tmp_path))
+    criteria = load_criteria(criteria_file(CRITERIA, tmp_path))
     assert criteria.classify_rows(items["d1"].rows) == ("gloss", "shadow")  # the union, in taxonomy order
     assert criteria.classify_rows(items["other"].rows) == (UNCLASSIFIED,)
-
-
-def write_criteria(tmp_path):
-    path = tmp_path / "criteria.yaml"
-    path.write_text(CRITERIA)
-    return path
 
 
 def _exif_rotated(path):
@@ -202,8 +196,7 @@ def _write(root, rows):
     return lines
 
 
-@settings(max_examples=40, deadline=None, database=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40)
 @given(rows=rows_strategy, seed=st.integers(0, 2**16))
 def test_each_photo_is_evaluated_once_and_row_order_changes_nothing(work, rows, seed):
     root = write_snapshot(pathlib.Path(tempfile.mkdtemp(dir=work)), n_test=1, rows=[])
@@ -215,7 +208,7 @@ def test_each_photo_is_evaluated_once_and_row_order_changes_nothing(work, rows, 
     shuffled = load_snapshot(root)
     assert (shuffled.items, shuffled.exclusions) == (snap.items, snap.exclusions)
 
-    items, criteria = by_id(snap), load_criteria(write_criteria(root))
+    items, criteria = by_id(snap), load_criteria(criteria_file(CRITERIA, root))
     for k in {r[1] for r in rows}:
         group = sorted(r for r in rows if r[1] == k)
         ids = [r[0] for r in group]
@@ -242,7 +235,7 @@ def cache_env(tmp_path_factory):
 def run_gate(tmp_path, cache_env, root):
     out = tmp_path / "out"
     proc = run_cli("--checkpoint", str(untrained_checkpoint()), "--dataset", str(root), "--output_dir", str(out),
-                   "--criteria", str(write_criteria(tmp_path)), "--quiet", env=cache_env)
+                   "--criteria", str(criteria_file(CRITERIA, tmp_path)), "--quiet", env=cache_env)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc, out
 
@@ -257,7 +250,8 @@ def test_a_criterion_met_only_by_counting_one_photo_three_times_is_insufficient_
     assert proc.returncode == EXIT_NO_GO, (proc.stdout, proc.stderr)
     metrics = json.loads((out / "metrics.json").read_text())
     results = {r["id"]: r for r in metrics["criteria_results"]}
-    assert (results["flagged_pass_rate"]["status"], results["flagged_pass_rate"]["n_images"]) == ("insufficient_data", 1)
+    flagged = results["flagged_pass_rate"]
+    assert (flagged["status"], flagged["n_images"]) == ("insufficient_data", 1)
     assert (results["test_mean_iou"]["status"], results["test_mean_iou"]["n_images"]) == ("pass", 2)
     flagged_all = [a for a in metrics["aggregates"] if a["corpus"] == "flagged" and a["failure_class"] == "all"]
     assert flagged_all and all(a["n_images"] == 1 for a in flagged_all)

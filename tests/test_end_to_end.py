@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.support import (COMPARE_CLI, DEMO_INCUMBENT, DEMO_REPORT, DEMO_SNAPSHOT, INCUMBENT_REPORT, REPO,
-                           TREND_DEMO, last_line, run_cli, scratch_dir)
+                           TREND_DEMO, files_of, last_line, run_cli, scratch_dir)
 
 LAST_LINE = re.compile(r"^recommendation: (go|no-go) \(deciding criterion: (\S+): .+\)$")
 
@@ -118,8 +118,7 @@ def test_rerun_is_byte_identical_with_a_warm_cache(demo_runs):
 
 def _files(folder):
     """The report's reproducible files: timings.json (this machine's latency and memory) is not one."""
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != "timings.json"}
+    return files_of(folder, skip=("timings.json",))
 
 
 REGENERATE = ("regenerate the examples with scripts/regenerate_examples.sh (or the commands in reports/BUILD.bazel) "
@@ -147,8 +146,8 @@ def test_committed_incumbent_run_and_trend_example_are_regenerated_byte_for_byte
     for produced, committed in ((trend_demo / "incumbent-run", INCUMBENT_REPORT), (trend_demo / "trend", TREND_DEMO)):
         produced, committed = _files(produced), _files(committed)
         assert sorted(produced) == sorted(committed), REGENERATE
-        for name, path in produced.items():
-            assert path.read_bytes() == committed[name].read_bytes(), f"{name}: {REGENERATE}"
+        for name, data in produced.items():
+            assert data == committed[name], f"{name}: {REGENERATE}"
 
 
 def test_the_trend_example_shows_both_checkpoints_in_order(trend_demo):
@@ -198,8 +197,8 @@ def test_committed_demo_report_is_regenerated_byte_for_byte(demo_runs):
     base, _ = demo_runs
     produced, committed = _files(base / "run1"), _files(DEMO_REPORT)
     assert sorted(produced) == sorted(committed), "regenerate with ./dev demo --overwrite and review the diff"
-    for name, path in produced.items():
-        assert path.read_bytes() == committed[name].read_bytes(), (
+    for name, data in produced.items():
+        assert data == committed[name], (
             f"{name} differs from reports/{DEMO_REPORT.name}/{name}: regenerate with ./dev demo --overwrite "
             "and review the diff")
 

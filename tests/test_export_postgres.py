@@ -20,7 +20,7 @@ from eval.inputs.snapshot import load_snapshot
 from tests import croprun_db
 from tests.croprun_db import AS_OF, SOURCE, build, mask_row, run
 from tests.postgres import PASSWORD, scratch_server
-from tests.support import DEMO_SNAPSHOT, REPO, scratch_dir
+from tests.support import DEMO_SNAPSHOT, REPO, files_of, scratch_dir
 
 
 @pytest.fixture(scope="module")
@@ -37,25 +37,17 @@ def fresh(server, request):
     return server.url(name), scratch_dir(), name
 
 
-def _tree(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _everything(folder):
-    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
-
-
 def test_the_demo_database_on_postgresql_exports_the_committed_snapshot(fresh):
     url, scratch, name = fresh
     fill(sa.create_engine(url, poolclass=sa.pool.NullPool), DEMO_SNAPSHOT, croprun_db.SCHEMA)
     result = croprun_db.export(url, DEMO_SNAPSHOT, scratch / "out", DEMO_SNAPSHOT / "test", version="demo-pg",
                                as_of=DEMO_AS_OF)
     for part in ("flagged", "test"):
-        assert _tree(result.path / part) == _tree(DEMO_SNAPSHOT / part), part
+        assert files_of(result.path / part) == files_of(DEMO_SNAPSHOT / part), part
     loaded = load_snapshot(result.path)
     assert loaded.exclusions == load_snapshot(DEMO_SNAPSHOT).exclusions
     assert loaded.export["database"] == {"kind": "postgresql", "name": name}
-    assert PASSWORD.encode() not in _everything(result.path)
+    assert PASSWORD.encode() not in b"".join(files_of(result.path).values())
 
 
 def test_jsonb_source_is_checked_in_sql_and_row_by_row(fresh):
@@ -136,7 +128,7 @@ def test_credentials_are_used_but_never_shown(fresh, server):
               env={"PGPASSWORD": PASSWORD})
     assert ok.returncode == 0, ok.stderr
     assert PASSWORD not in ok.stdout + ok.stderr
-    assert PASSWORD.encode() not in _everything(scratch / "out" / "v2")
+    assert PASSWORD.encode() not in b"".join(files_of(scratch / "out" / "v2").values())
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import pytest
 from croprun_export.export import ExportOptions, export_snapshot
 from demo.build_croprun_db import DEMO_AS_OF
 from eval.inputs.snapshot import load_snapshot
-from tests.support import DEMO_CHECKPOINT, DEMO_INCUMBENT, DEMO_REPORT, DEMO_SNAPSHOT, REPO, run_cli, scratch_dir
+from tests.support import (DEMO_CHECKPOINT, DEMO_INCUMBENT, DEMO_REPORT, DEMO_SNAPSHOT, REPO, files_of, run_cli,
+                           scratch_dir)
 
 DEMO_DB = (REPO / "demo" / "assets" / "croprun.sqlite").resolve()
 SCHEMA = REPO / "configs" / "croprun_schema.yaml"
@@ -26,10 +27,6 @@ def exported():
     return base, result
 
 
-def _tree(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_the_export_is_the_committed_snapshot_but_for_its_manifest(exported):
     _, result = exported
     ours, committed = load_snapshot(result.path), load_snapshot(DEMO_SNAPSHOT)
@@ -37,7 +34,7 @@ def test_the_export_is_the_committed_snapshot_but_for_its_manifest(exported):
     assert describe(ours) == describe(committed)
     assert ours.exclusions == committed.exclusions
     for part in ("flagged", "test"):
-        assert _tree(result.path / part) == _tree(DEMO_SNAPSHOT / part), part
+        assert files_of(result.path / part) == files_of(DEMO_SNAPSHOT / part), part
     assert ours.export["excluded_rows"] == {"no ground-truth annotation": 3, "source.type is not 'human'": 3}
     assert ours.export["croprun_rows"] == 30 and ours.export["database"] == {"kind": "sqlite", "name": "croprun.sqlite"}
 

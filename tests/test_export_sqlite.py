@@ -16,8 +16,8 @@ from croprun_export.schema_mapping import load_mapping
 from eval.errors import GateInputError
 from eval.inputs import images, snapshot, volumes
 from tests import croprun_db
-from tests.croprun_db import AS_OF, SOURCE, before, build, mask_row, run
-from tests.support import REPO
+from tests.croprun_db import SOURCE, before, build, mask_row, run
+from tests.support import REPO, files_of
 
 
 @pytest.fixture
@@ -36,10 +36,6 @@ def _manifest(result):
     import yaml
 
     return yaml.safe_load((result.path / "snapshot.yaml").read_text())
-
-
-def _files(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_every_row_up_to_as_of_with_its_newest_ground_truth(world):
@@ -93,7 +89,7 @@ def test_same_database_and_as_of_give_the_same_bytes(world, tmp_path):
     first = croprun_db.export(url, media, output, split)
     second = croprun_db.export(url, media, tmp_path / "elsewhere", split)
     assert first.sha256 == second.sha256
-    assert _files(first.path) == _files(second.path)
+    assert files_of(first.path) == files_of(second.path)
     again = croprun_db.export(url, media, output, split)  # the same version again: nothing to do
     assert (again.created, again.sha256) == (False, first.sha256)
 
@@ -102,10 +98,10 @@ def test_an_existing_version_with_other_content_is_refused(world):
     url, media, output, split = world
     build(url, media, runs=[run(1, 1), run(2, 2, hours=1)], annotations=[mask_row(1), mask_row(2, hours=0.5)])
     first = croprun_db.export(url, media, output, split, as_of=before(0))
-    before_bytes = _files(first.path)
+    before_bytes = files_of(first.path)
     with pytest.raises(GateInputError, match="already exists with different content.*immutable"):
         croprun_db.export(url, media, output, split, as_of=before(3))
-    assert _files(first.path) == before_bytes
+    assert files_of(first.path) == before_bytes
     assert sorted(os.listdir(output)) == ["v1"]  # no staging folder left behind
 
 
@@ -228,7 +224,7 @@ def test_a_remapped_schema_exports_the_same_corpus(tmp_path):
         build(url, tmp_path / "media", runs=[run(1, 1), run(2, 2, notes="x")], annotations=[mask_row(1)],
               hand_labels=[mask_row(2)], schema=schema)
         results.append(croprun_db.export(url, tmp_path / "media", tmp_path / name, split, schema=schema))
-    assert _files(results[0].path / "flagged") == _files(results[1].path / "flagged")
+    assert files_of(results[0].path / "flagged") == files_of(results[1].path / "flagged")
     assert _manifest(results[0])["export"]["schema_mapping_sha256"] != _manifest(results[1])["export"][
         "schema_mapping_sha256"]
 
@@ -271,7 +267,8 @@ def test_unparseable_created_at_is_refused_not_dropped(world, tmp_path):
     build(url, media, runs=[run(1, 1), run(2, 2)])
     with sqlite3.connect(tmp_path / "croprun.sqlite") as connection:
         connection.execute("UPDATE crops_croprun SET created_at = 'last tuesday' WHERE id = 2")
-    with pytest.raises(GateInputError, match="crops_croprun.created_at: NULL or not a timestamp in row\\(s\\) with id 2"):
+    bad = "crops_croprun.created_at: NULL or not a timestamp in row\\(s\\) with id 2"
+    with pytest.raises(GateInputError, match=bad):
         croprun_db.export(url, media, output, split)
 
 
@@ -306,7 +303,7 @@ def test_test_split_from_an_ultralytics_dataset_yaml(world, tmp_path):
     (dataset / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/train\ntest: images/test\n"
                                        "names:\n  0: pot\n")
     result = croprun_db.export(url, media, output, dataset / "data.yaml")
-    assert sorted(_files(result.path / "test")) == ["images/a.jpg", "images/b.jpg", "labels/a.txt", "labels/b.txt"]
+    assert sorted(files_of(result.path / "test")) == ["images/a.jpg", "images/b.jpg", "labels/a.txt", "labels/b.txt"]
     tests = [i for i in snapshot.load_snapshot(result.path).items if i.corpus == "test"]
     assert [(i.image_id, i.truth_kind, i.problem) for i in tests] == [("a", "polygons", None), ("b", "polygons", None)]
     assert _manifest(result)["export"]["test_split"] == "ultralytics dataset yaml"

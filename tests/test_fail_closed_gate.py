@@ -4,7 +4,8 @@ Bad inputs exit 2 with one clear `error:` line and no traceback; an image that c
 listed in the report and forces no-go (exit 2); too little evidence is a no-go; another run's report is
 not replaced without --overwrite, and a non-report folder never; an interrupted run leaves nothing that
 looks finished; user-written notes and ids cannot inject Markdown or HTML; metrics do not depend on
-thread settings. Each CLI run loads torch and rembg (~15 s), so runs are few and shared by module fixtures.
+thread settings. Each CLI run loads torch and rembg (~15 s), so runs are few and shared by module fixtures;
+refusals that happen while the inputs load are tested on prepare_run itself, the CLI runs a representative few.
 """
 
 import json
@@ -20,11 +21,13 @@ from PIL import Image
 from eval.decision.decide import INSUFFICIENT, decide
 from eval.errors import GateInputError
 from eval.inputs.criteria import Criterion, SuccessCriteria
+from eval.options import GateOptions, flag_name
+from eval.pipeline import prepare_run
 from eval.report import outputs
 from eval.report.render import markdown_text
 from eval.scoring.scores import aggregate, image_score
-from tests.support import (DEMO_CHECKPOINT, REPO, binary, crop_run, interrupt_cli, last_line, pot_photo, run_cli,
-                           untrained_checkpoint, write_snapshot)
+from tests.support import (BASELINE_CONFIG, CRITERIA, DEMO_CHECKPOINT, binary, crop_run, files_of, interrupt_cli,
+                           last_line, pot_photo, run_cli, untrained_checkpoint, write_snapshot)
 
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
 
@@ -61,83 +64,97 @@ def leftovers(parent, name):
 
 
 # --- Bad inputs: exit 2, a clear message, nothing written --------------------------------------------------------
+# Each case returns ({GateOptions field: value}, env, fragments the message holds). Refusals that happen while
+# the inputs are loaded are tested on prepare_run (no model runs); the CLI runs one of them and the refusals
+# that come while the backends are built.
 
 
 def _missing_checkpoint(tmp, ckpt, snap):
-    return ["--checkpoint", tmp / "best.pt"], {}, [tmp / "best.pt", "checkpoint file not found"]
+    return {"checkpoint": tmp / "best.pt"}, {}, [tmp / "best.pt", "checkpoint file not found"]
 
 
 def _pin_mismatch(tmp, ckpt, snap):
-    return ["--checkpoint", ckpt, "--checkpoint_sha256", "0" * 64], {}, [ckpt, "differs from the pinned"]
+    return {"checkpoint_sha256": "0" * 64}, {}, [ckpt, "differs from the pinned"]
 
 
 def _empty_pin(tmp, ckpt, snap):
-    return ["--checkpoint", ckpt, "--checkpoint_sha256="], {}, ["--checkpoint_sha256", "not a 64-hex-digit"]
+    return {"checkpoint_sha256": ""}, {}, ["--checkpoint_sha256", "not a 64-hex-digit"]
 
 
 def _malformed_uri(tmp, ckpt, snap):
-    return ["--checkpoint", "modal://models/../best.pt"], {}, ["modal://models/../best.pt", "may not contain '..'"]
+    return {"checkpoint": "modal://models/../best.pt"}, {}, ["modal://models/../best.pt", "may not contain '..'"]
 
 
 def _truncated_checkpoint(tmp, ckpt, snap):
     data = pathlib.Path(ckpt).read_bytes()
     (tmp / "truncated.pt").write_bytes(data[:len(data) // 2])
-    return ["--checkpoint", tmp / "truncated.pt"], {}, [tmp / "truncated.pt",
-                                                        "cannot load as an ultralytics checkpoint"]
+    return {"checkpoint": tmp / "truncated.pt"}, {}, [tmp / "truncated.pt", "cannot load as an ultralytics checkpoint"]
 
 
 def _missing_dataset(tmp, ckpt, snap):
-    return ["--dataset", tmp / "no-snapshot"], {}, [tmp / "no-snapshot", "dataset snapshot directory not found"]
+    return {"dataset": tmp / "no-snapshot"}, {}, [tmp / "no-snapshot", "dataset snapshot directory not found"]
 
 
 def _malformed_jsonl(tmp, ckpt, snap):
     jsonl = snap / "flagged" / "croprun.jsonl"
     jsonl.write_text(jsonl.read_text() + '{"id": "cr-9", "image": \n')
-    return [], {}, [f"{jsonl}:4", "malformed JSON"]
+    return {}, {}, [f"{jsonl}:4", "malformed JSON"]
 
 
 def _escaping_path(tmp, ckpt, snap):
     jsonl = snap / "flagged" / "croprun.jsonl"
     jsonl.write_text(jsonl.read_text() + json.dumps(crop_run("cr-9", image="../../../etc/passwd")) + "\n")
-    return [], {}, [f"{jsonl}:4", "escapes the snapshot root"]
+    return {}, {}, [f"{jsonl}:4", "escapes the snapshot root"]
 
 
 def _criteria_syntax(tmp, ckpt, snap):
     path = tmp / "criteria.yaml"
-    path.write_text((REPO / "configs" / "success_criteria.yaml").read_text().replace("min_images: 3", "min_images: [3"))
-    return ["--criteria", path], {}, [path, "YAML error at line", "column"]
+    path.write_text(CRITERIA.read_text().replace("min_images: 3", "min_images: [3"))
+    return {"criteria": path}, {}, [path, "YAML error at line", "column"]
 
 
 def _criteria_typo(tmp, ckpt, snap):
     path = tmp / "criteria.yaml"
-    path.write_text((REPO / "configs" / "success_criteria.yaml").read_text().replace("threshold: 0.60",
-                                                                                      "treshold: 0.60"))
-    return ["--criteria", path], {}, [path, "did you mean 'threshold'?"]
+    path.write_text(CRITERIA.read_text().replace("threshold: 0.60", "treshold: 0.60"))
+    return {"criteria": path}, {}, [path, "did you mean 'threshold'?"]
 
 
 def _unknown_rembg_model(tmp, ckpt, snap):
     path = tmp / "rembg.yaml"
-    path.write_text((REPO / "configs" / "rembg_production.yaml").read_text().replace("model: u2net", "model: u2-net"))
-    return ["--baseline_config", path], {}, [path, "unknown rembg model 'u2-net'"]
+    path.write_text(BASELINE_CONFIG.read_text().replace("model: u2net", "model: u2-net"))
+    return {"baseline_config": path}, {}, [path, "unknown rembg model 'u2-net'"]
 
 
 def _weights_missing(tmp, ckpt, snap):
     (tmp / "empty-u2net-home").mkdir()
-    return [], {"U2NET_HOME": str(tmp / "empty-u2net-home")}, ["not installed", "scripts/bootstrap.sh"]
+    return {}, {"U2NET_HOME": str(tmp / "empty-u2net-home")}, ["not installed", "scripts/bootstrap.sh"]
+
+
+def _case_options(case, tmp_path, checkpoint):
+    snap = write_snapshot(tmp_path / "snap")
+    fields, env, expected = case(tmp_path, checkpoint, snap)
+    return {"checkpoint": checkpoint, "dataset": snap, "criteria": CRITERIA, "baseline_config": BASELINE_CONFIG,
+            "output_dir": tmp_path / "out", **fields}, env, expected
 
 
 @pytest.mark.parametrize("case", [
-    _missing_checkpoint, _pin_mismatch, _empty_pin, _malformed_uri, _truncated_checkpoint, _missing_dataset,
-    _malformed_jsonl, _escaping_path, _criteria_syntax, _criteria_typo, _unknown_rembg_model, _weights_missing,
+    _missing_checkpoint, _pin_mismatch, _empty_pin, _malformed_uri, _missing_dataset, _malformed_jsonl,
+    _escaping_path, _criteria_syntax, _criteria_typo,
 ], ids=lambda f: f.__name__.strip("_"))
+def test_bad_input_is_refused_while_loading_with_a_clear_message(tmp_path, checkpoint, case):
+    fields, _, expected = _case_options(case, tmp_path, checkpoint)
+    with pytest.raises(GateInputError) as refused:
+        prepare_run(GateOptions(**{k: v if isinstance(v, bool) else str(v) for k, v in fields.items()}))
+    for fragment in expected:
+        assert str(fragment) in str(refused.value), str(refused.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("case", [_missing_checkpoint, _truncated_checkpoint, _unknown_rembg_model, _weights_missing],
+                         ids=lambda f: f.__name__.strip("_"))
 def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(tmp_path, cache_env, checkpoint, case):
-    snap = write_snapshot(tmp_path / "snap")
-    flags, env, expected = case(tmp_path, checkpoint, snap)
-    defaults = {"--checkpoint": checkpoint, "--dataset": snap}
-    for flag, value in defaults.items():
-        if flag not in flags:
-            flags += [flag, value]
-    proc = gate(cache_env, *map(str, flags), "--output_dir", str(tmp_path / "out"), env=env)
+    fields, env, expected = _case_options(case, tmp_path, checkpoint)
+    proc = gate(cache_env, *(f"{flag_name(k)}={v}" for k, v in fields.items()), env=env)
     assert_clean_error(proc, *expected)
     assert not (tmp_path / "out").exists()
     assert leftovers(tmp_path, "out") == []
@@ -325,18 +342,25 @@ def evidence(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def thread_runs(evidence, cache_env):
-    """The same evaluation under (torch threads, OMP_NUM_THREADS) = (1, 1), (2, 1), (2, 2), rembg recomputed.
+def evidence_cache(evidence):
+    """A mask cache of the runs on `evidence` alone: it holds only masks those runs computed."""
+    return {"GATE_CACHE_DIR": str(evidence[0] / "cache")}
+
+
+@pytest.fixture(scope="module")
+def thread_runs(evidence, evidence_cache):
+    """The same evaluation under (torch threads, OMP_NUM_THREADS) = (1, 1) and (2, 2), every mask computed in
+    each: the first run fills the module's empty mask cache, the second reads none of it.
 
     The demo checkpoint, not the untrained one: its masks have real edges (the untrained model predicts
     nothing at the default confidence), so thread-dependent arithmetic would show in the pixel counts.
     """
     base, snap = evidence
     runs = {}
-    for torch_threads, omp in ((1, 1), (2, 1), (2, 2)):
+    for torch_threads, omp, cache in ((1, 1, "--baseline_cache"), (2, 2, "--nobaseline_cache")):
         out = base / f"threads-{torch_threads}-omp-{omp}"
-        proc = gate(cache_env, "--checkpoint", str(DEMO_CHECKPOINT), "--dataset", str(snap), "--output_dir", str(out),
-                    "--criteria", str(base / "strict.yaml"), f"--torch_threads={torch_threads}", "--nobaseline_cache",
+        proc = gate(evidence_cache, "--checkpoint", str(DEMO_CHECKPOINT), "--dataset", str(snap), "--output_dir",
+                    str(out), "--criteria", str(base / "strict.yaml"), f"--torch_threads={torch_threads}", cache,
                     env={"OMP_NUM_THREADS": str(omp)})
         runs[(torch_threads, omp)] = proc, out
     return runs
@@ -388,10 +412,9 @@ def test_empty_ground_truth_everywhere_with_an_empty_candidate_is_no_go(tmp_path
     assert "with a non-empty ground truth" in metrics["deciding_criterion"]["summary"]
 
 
-@pytest.mark.parametrize("other", [(2, 1), (2, 2)], ids=["torch_threads-1-vs-2", "OMP_NUM_THREADS-1-vs-2"])
-def test_metrics_identical_across_thread_settings(thread_runs, other):
-    """(1, 1) vs (2, 1) changes --torch_threads; (2, 1) vs (2, 2) changes OMP_NUM_THREADS."""
-    reference = (1, 1) if other == (2, 1) else (2, 1)
+def test_metrics_identical_across_thread_settings(thread_runs):
+    """--torch_threads and OMP_NUM_THREADS both 1, then both 2: any thread-dependent arithmetic shows."""
+    reference, other = (1, 1), (2, 2)
     (proc_a, out_a), (proc_b, out_b) = thread_runs[reference], thread_runs[other]
     assert proc_a.returncode == proc_b.returncode == EXIT_NO_GO, (proc_a.stderr, proc_b.stderr)
     a, b = (json.loads((out / "metrics.json").read_text()) for out in (out_a, out_b))
@@ -406,35 +429,36 @@ def test_metrics_identical_across_thread_settings(thread_runs, other):
     assert gallery_a == gallery_b
 
 
-def test_another_runs_report_is_replaced_only_with_overwrite(thread_runs, evidence, cache_env, tmp_path):
+def test_another_runs_report_is_replaced_only_with_overwrite(thread_runs, evidence, evidence_cache, tmp_path):
+    """The replacing run reads every mask the (1, 1) run cached: only the models load."""
     base, snap = evidence
     out = tmp_path / "taken"
     shutil.copytree(thread_runs[(1, 1)][1], out)
-    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    flags = ["--checkpoint", str(DEMO_CHECKPOINT), "--dataset", str(snap), "--output_dir", str(out),
-             "--criteria", str(base / "loose.yaml"), "--torch_threads=1"]
+    before = files_of(out)
+    fields = {"checkpoint": str(DEMO_CHECKPOINT), "dataset": str(snap), "output_dir": str(out),
+              "criteria": str(base / "loose.yaml"), "torch_threads": 1}
+    with pytest.raises(GateInputError, match="holds the report of a different run.*--overwrite"):
+        prepare_run(GateOptions(**fields, baseline_config=str(BASELINE_CONFIG)))
+    assert files_of(out) == before
 
-    refused = gate(cache_env, *flags)
-    assert_clean_error(refused, out, "holds the report of a different run", "--overwrite")
-    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-
-    replaced = gate(cache_env, *flags, "--overwrite")
+    replaced = gate(evidence_cache, *(f"{flag_name(k)}={v}" for k, v in fields.items()), "--overwrite")
     assert replaced.returncode == EXIT_GO, replaced.stderr  # with min_images 1 the same evidence is a go
     metrics = json.loads((out / "metrics.json").read_text())
-    old = json.loads(before[pathlib.Path("metrics.json")])
+    old = json.loads(before["metrics.json"])
     assert metrics["recommendation"] == "go"
     assert metrics["provenance"]["run_key"] != old["provenance"]["run_key"]
     assert leftovers(tmp_path, "taken") == []
 
 
-def test_overwrite_never_replaces_a_folder_that_holds_no_report(evidence, cache_env, tmp_path, checkpoint):
+def test_overwrite_never_replaces_a_folder_that_holds_no_report(evidence, tmp_path):
     _, snap = evidence
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.md").write_text("not a gate report")
-    proc = gate(cache_env, "--checkpoint", str(checkpoint), "--dataset", str(snap), "--output_dir", str(precious),
-                "--overwrite")
-    assert_clean_error(proc, precious, "holds no gate report")
+    with pytest.raises(GateInputError, match="holds no gate report") as refused:
+        prepare_run(GateOptions(checkpoint=str(DEMO_CHECKPOINT), dataset=str(snap), criteria=str(CRITERIA),
+                                baseline_config=str(BASELINE_CONFIG), output_dir=str(precious), overwrite=True))
+    assert str(precious) in str(refused.value)
     assert [p.name for p in precious.iterdir()] == ["notes.md"]
 
 

@@ -28,8 +28,8 @@ from eval.inputs import volumes
 from eval.inputs.baseline_config import load_baseline_config
 from eval.inputs.criteria import load_criteria
 from eval.inputs.snapshot import load_snapshot
-from tests.support import (BASELINE_CONFIG, CRITERIA, VALID_CRITERIA, crop_run, pot_photo, untrained_checkpoint,
-                           write_snapshot)
+from tests.support import (BASELINE_CONFIG, CRITERIA, VALID_CRITERIA, criteria_file, crop_run, pot_photo,
+                           untrained_checkpoint, write_snapshot)
 
 
 def refused(call, where, *fragments):
@@ -712,14 +712,8 @@ def test_exif_rotated_photo_with_an_unrotated_mask_is_refused(tmp_path):
 VALID = VALID_CRITERIA
 
 
-def _criteria_file(tmp_path, text):
-    path = tmp_path / "success_criteria.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def test_criteria_control_valid_file_loads(tmp_path):
-    assert [c.id for c in load_criteria(_criteria_file(tmp_path, VALID)).criteria] == ["pass_rate", "regress"]
+    assert [c.id for c in load_criteria(criteria_file(VALID, tmp_path)).criteria] == ["pass_rate", "regress"]
 
 
 def test_criteria_missing_or_unreadable(tmp_path):
@@ -739,7 +733,7 @@ def test_criteria_missing_or_unreadable(tmp_path):
     (VALID.replace("glossy", "glossy\x00"), "line 7, column 24: unacceptable character #x0000"),
 ], ids=["unclosed-list", "bad-indent", "tab", "unclosed-flow-map", "unterminated-quote", "nul"])
 def test_criteria_yaml_syntax_error_has_line_and_column(tmp_path, text, position):
-    path = _criteria_file(tmp_path, text)
+    path = criteria_file(text, tmp_path)
     refused(lambda: load_criteria(path), path, "YAML error at", position)
 
 
@@ -799,19 +793,19 @@ CRITERIA_CASES = [
                          ids=[f"{n:02d}-{new.splitlines()[-1][:40]}" for n, ((_, new), _) in enumerate(CRITERIA_CASES)])
 def test_criteria_invalid_file_names_file_and_problem(tmp_path, change, problems):
     assert change[0] in VALID
-    path = _criteria_file(tmp_path, VALID.replace(*change))
+    path = criteria_file(VALID.replace(*change), tmp_path)
     refused(lambda: load_criteria(path), path, *problems)
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "- a list\n", "just a string\n", "!!binary aGVsbG8=\n",
                                   "!!set {a, b}\n"])
 def test_criteria_document_of_the_wrong_shape(tmp_path, text):
-    path = _criteria_file(tmp_path, text)
+    path = criteria_file(text, tmp_path)
     refused(lambda: load_criteria(path), path, "<top level>", "is not of type 'object'")
 
 
 def test_criteria_error_messages_stay_short(tmp_path):
-    path = _criteria_file(tmp_path, VALID.replace("description: glossy", "description: [" + "x, " * 100_000 + "x]"))
+    path = criteria_file(VALID.replace("description: glossy", "description: [" + "x, " * 100_000 + "x]"), tmp_path)
     message = refused(lambda: load_criteria(path), path, "failure_classes[0].description")
     assert len(message) < 1000
 

@@ -13,28 +13,22 @@ import json
 import os
 import signal
 import sys
-import tempfile
 
-# Hypothesis keeps caches in ./.hypothesis: keep them out of the checkout (and Bazel's read-only runfiles).
-os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
-                      os.path.join(os.environ.get("TEST_TMPDIR") or tempfile.gettempdir(), "pottery-gate-hypothesis"))
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from eval.errors import GateInputError  # noqa: E402
-from eval.inputs.baseline_config import load_baseline_config  # noqa: E402
-from eval.inputs.criteria import load_criteria  # noqa: E402
-from eval.inputs.snapshot import load_snapshot  # noqa: E402
-from eval.report import artifacts, outputs  # noqa: E402
-from tests.support import (BASELINE_CONFIG, DEMO_REPORT, VALID_CRITERIA, crop_run, scratch_dir,  # noqa: E402
+from eval.errors import GateInputError
+from eval.inputs.baseline_config import load_baseline_config
+from eval.inputs.criteria import load_criteria
+from eval.inputs.snapshot import load_snapshot
+from eval.report import artifacts, outputs
+from tests.support import (BASELINE_CONFIG, DEMO_REPORT, VALID_CRITERIA, crop_run, scratch_dir,
                            write_snapshot)
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=EXAMPLES <= 25,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=EXAMPLES, derandomize=EXAMPLES <= 25, suppress_health_check=list(HealthCheck))
 
 _SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False),
                      st.text(max_size=20), st.sampled_from(["", "..", "/etc/passwd", "NaN", "\x00", "é" * 300]))

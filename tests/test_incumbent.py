@@ -11,7 +11,8 @@ from eval.digests import file_digest
 from eval.errors import GateInputError
 from eval.inputs.criteria import Criterion, SuccessCriteria, load_criteria
 from eval.scoring.scores import aggregate, image_score
-from tests.support import DEMO_CHECKPOINT, REPO, VALID_CRITERIA, binary, run_cli, scratch_dir, write_snapshot
+from tests.support import (DEMO_CHECKPOINT, REPO, VALID_CRITERIA, binary, criteria_file, run_cli, scratch_dir,
+                           write_snapshot)
 
 FULL = binary(["1111", "1111"])
 HALF = binary(["1100", "1100"])  # IoU 0.5
@@ -22,21 +23,15 @@ VS_INCUMBENT = VALID_CRITERIA + (
     "vs: incumbent}\n")
 
 
-def _criteria_file(text):
-    path = scratch_dir() / "criteria.yaml"
-    path.write_text(text)
-    return path
-
-
 def test_vs_defaults_to_rembg_and_is_only_for_regressions():
-    loaded = load_criteria(_criteria_file(VALID_CRITERIA)).criteria
+    loaded = load_criteria(criteria_file(VALID_CRITERIA)).criteria
     assert {c.vs for c in loaded if c.kind.endswith("_regression")} == {"rembg"}
     assert {c.vs for c in loaded if not c.kind.endswith("_regression")} == {None}
-    assert load_criteria(_criteria_file(VS_INCUMBENT)).criteria[-1].vs == "incumbent"
+    assert load_criteria(criteria_file(VS_INCUMBENT)).criteria[-1].vs == "incumbent"
     with pytest.raises(GateInputError, match="`vs` names the reference of a regression"):
-        load_criteria(_criteria_file(VALID_CRITERIA.replace("threshold: 0.5}", "threshold: 0.5, vs: incumbent}")))
+        load_criteria(criteria_file(VALID_CRITERIA.replace("threshold: 0.5}", "threshold: 0.5, vs: incumbent}")))
     with pytest.raises(GateInputError, match="vs"):
-        load_criteria(_criteria_file(VS_INCUMBENT.replace("vs: incumbent", "vs: production")))
+        load_criteria(criteria_file(VS_INCUMBENT.replace("vs: incumbent", "vs: production")))
 
 
 def test_the_example_file_gates_on_the_incumbent():
@@ -66,7 +61,7 @@ def self_gated():
     """The demo checkpoint gated against itself as incumbent, twice (cold, then warm incumbent cache)."""
     base = scratch_dir()
     snapshot = write_snapshot(base / "snap")
-    criteria = _criteria_file(VS_INCUMBENT)
+    criteria = criteria_file(VS_INCUMBENT)
     env = {"GATE_CACHE_DIR": str(base / "cache")}
     flags = ["--checkpoint", str(DEMO_CHECKPOINT), "--incumbent_checkpoint", str(DEMO_CHECKPOINT),
              "--dataset", str(snapshot), "--criteria", str(criteria), "--quiet"]
@@ -119,7 +114,7 @@ def test_incumbent_criteria_without_an_incumbent_and_bad_pins_are_exit_2():
     snapshot = write_snapshot(base / "snap")
     common = ["--checkpoint", str(DEMO_CHECKPOINT), "--dataset", str(snapshot), "--quiet"]
     out = base / "out"
-    _refused(run_cli(*common, "--criteria", str(_criteria_file(VS_INCUMBENT)), "--output_dir", str(out)),
+    _refused(run_cli(*common, "--criteria", str(criteria_file(VS_INCUMBENT)), "--output_dir", str(out)),
              "--incumbent_checkpoint", "vs_incumbent")
     _refused(run_cli(*common, "--incumbent_checkpoint", str(DEMO_CHECKPOINT), "--incumbent_sha256", "0" * 64,
                      "--output_dir", str(out)), "differs from the pinned --incumbent_sha256")

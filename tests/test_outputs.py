@@ -15,13 +15,13 @@ import tempfile
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
                       os.path.join(os.environ.get("TEST_TMPDIR") or tempfile.gettempdir(), "pottery-gate-hypothesis"))
 
-import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from eval.errors import GateInputError  # noqa: E402
-from eval.report import outputs  # noqa: E402
-from tests.support import scratch_dir  # noqa: E402
+from eval.errors import GateInputError
+from eval.report import outputs
+from tests.support import scratch_dir
 
 
 def report_files(tag):
@@ -120,7 +120,7 @@ def test_a_file_added_while_the_run_evaluates_is_kept(tmp_path):
     assert (out / "REVIEW.md").exists() and leftovers(out) == []
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40)
 @given(st.lists(st.from_regex(r"[A-Za-z0-9_ .-]{1,12}(/[A-Za-z0-9_ .-]{1,12}){0,2}", fullmatch=True)
                 .filter(lambda name: not any(part in (".", "..") for part in name.split("/"))),
                 min_size=1, max_size=4))

@@ -5,6 +5,7 @@ The real candidate (the demo checkpoint) runs on generated 4032x3024 photos; dec
 the real decoder, which still decodes.
 """
 
+import functools
 import sys
 import threading
 import types
@@ -82,7 +83,7 @@ def test_candidate_memory_per_phone_photo_does_not_grow_with_its_instances(backe
     growth = []
     for backend in (many, few):
         backend.predict(photos)  # warm: ultralytics' first-call allocations are not per photo
-        growth.append(peak_growth(lambda: backend.predict(photos)))
+        growth.append(peak_growth(functools.partial(backend.predict, photos)))
     mib = [f"{g / 2**20:.0f} MiB" for g in growth]
     assert growth[0] <= 10 * PHONE[0] * PHONE[1] * len(photos), mib
     assert growth[0] - growth[1] <= 2 * PHONE[0] * PHONE[1], f"{counts} instances: {mib}"

@@ -17,29 +17,26 @@ import tempfile
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
                       os.path.join(os.environ.get("TEST_TMPDIR") or tempfile.gettempdir(), "pottery-gate-hypothesis"))
 
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-from hypothesis import HealthCheck, example, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import pytest
+import yaml
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from eval.decision.decide import PASS, decide  # noqa: E402
-from eval.errors import GateInputError  # noqa: E402
-from eval.inputs.criteria import ALL, CORPORA, EACH, UNCLASSIFIED, load_criteria  # noqa: E402
-from eval.inputs.images import load_mask  # noqa: E402
-from eval.scoring.scores import aggregate, image_score  # noqa: E402
-from eval.inputs.snapshot import NO_ANNOTATION, NOT_HUMAN, load_snapshot  # noqa: E402
-from eval.measures import LEGACY_KINDS  # noqa: E402
-from tests.support import write_snapshot  # noqa: E402
+from eval.decision.decide import PASS, decide
+from eval.errors import GateInputError
+from eval.inputs.criteria import ALL, CORPORA, EACH, UNCLASSIFIED, load_criteria
+from eval.inputs.images import load_mask
+from eval.scoring.scores import aggregate, image_score
+from eval.inputs.snapshot import NO_ANNOTATION, NOT_HUMAN, load_snapshot
+from eval.measures import LEGACY_KINDS
+from tests.support import write_snapshot
 
 KINDS = tuple(LEGACY_KINDS)  # schema_version 1's criterion kinds
-# derandomize: CI runs the same examples every time, so a red run is reproducible and a green one stays green.
-PROPERTY = settings(max_examples=80, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
-FEW = settings(max_examples=50, deadline=None, database=None, derandomize=True,
-               suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=80)
+FEW = settings(max_examples=50)
 RESERVED = (ALL, EACH, UNCLASSIFIED)
 ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
 

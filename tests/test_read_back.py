@@ -22,22 +22,22 @@ import threading
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
                       os.path.join(os.environ.get("TEST_TMPDIR") or tempfile.gettempdir(), "pottery-gate-hypothesis"))
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from croprun_export import database  # noqa: E402
-from croprun_export.media import Media  # noqa: E402
-from eval import runtime  # noqa: E402
-from eval.errors import GateInputError  # noqa: E402
-from eval.inputs.criteria import load_criteria  # noqa: E402
-from eval.inputs.snapshot import load_snapshot  # noqa: E402
-from eval.report import artifacts, outputs  # noqa: E402
-from eval.scoring import scores  # noqa: E402
-from tests.support import (COMPARE_CLI, DEMO_REPORT, INCUMBENT_REPORT, REPO, VALID_CRITERIA,  # noqa: E402
+from croprun_export import database
+from croprun_export.media import Media
+from eval import runtime
+from eval.errors import GateInputError
+from eval.inputs.criteria import load_criteria
+from eval.inputs.snapshot import load_snapshot
+from eval.report import artifacts, outputs
+from eval.scoring import scores
+from tests.support import (COMPARE_CLI, DEMO_REPORT, INCUMBENT_REPORT, REPO, VALID_CRITERIA,
                            scratch_dir, write_snapshot)
-from trend.runs import load_run  # noqa: E402
+from trend.runs import load_run
 
 EXPORT_CLI = REPO / "tools" / "export_snapshot.py"
 V1_DOCUMENTS = sorted((REPO / "tests" / "data").glob("metrics-v1-*.json"))
@@ -118,8 +118,7 @@ _NAMES = st.one_of(
 _DIGESTS = st.one_of(st.none(), st.sampled_from(["0" * 64, "F" * 64, "", 3, [], {}]), st.just("MATCH"))
 
 
-@settings(max_examples=100, deadline=None, database=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entries=st.dictionaries(_NAMES, _DIGESTS, min_size=1, max_size=4), link=st.booleans(),
        overwrite=st.booleans())
 def test_no_manifest_makes_the_gate_touch_anything_outside_its_folder(entries, link, overwrite):
@@ -250,7 +249,7 @@ def _refused_without_hanging(call, fifo, problem="not a regular file (a FIFO)"):
     def run():
         try:
             outcome["value"] = call()
-        except Exception as err:  # noqa: BLE001 - reported below
+        except Exception as err:  # reported below
             outcome["error"] = err
 
     worker = threading.Thread(target=run, daemon=True)
@@ -318,7 +317,7 @@ def test_an_unparsable_database_url_is_exit_2_without_the_password(tmp_path, url
 _SPECIAL = st.text(st.sampled_from("@:/#?%xZ9 "), max_size=6)
 
 
-@settings(max_examples=150, deadline=None, database=None, derandomize=True)
+@settings(max_examples=150)
 @given(before=_SPECIAL, after=_SPECIAL, user=st.sampled_from(["reader", "", "re@der"]))
 def test_no_url_shape_shows_its_password(before, after, user):
     secret = "S3CRETvalue"

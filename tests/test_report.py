@@ -59,7 +59,8 @@ def _result(not_evaluated=(), incumbent=False, criteria_text=VALID_CRITERIA):
         scores += [image_score(INCUMBENT, "flagged", image_id, classes, TRUTH, TRUTH, 0.8)] if incumbent else []
     aggregates = with_intervals(aggregate(scores), scores, criteria.decision_rule.level)
     provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
-    exclusions = (Exclusion("cr|<i>9</i>", "no ground-truth annotation"), Exclusion("cr-8", "source.type is not 'human'"))
+    exclusions = (Exclusion("cr|<i>9</i>", "no ground-truth annotation"),
+                  Exclusion("cr-8", "source.type is not 'human'"))
     decision = decide(criteria, aggregates, len(not_evaluated))
     return GateResult(provenance, tuple(scores), aggregates, tuple(not_evaluated), exclusions, decision, (), (),
                       False, audit_classes(criteria, rows))

@@ -13,12 +13,11 @@ import sys
 import numpy as np
 import pytest
 
-from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT, decide
-from eval.gate import GateResult
+from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT
 from eval.inputs.criteria import load_criteria
 from eval.report import gallery, render
-from eval.scoring.scores import aggregate, image_score
-from tests.support import DEMO_REPORT, VALID_CRITERIA, pot_photo, scratch_dir
+from eval.scoring.scores import image_score
+from tests.support import criteria_file, gate_result, pot_photo, scratch_dir
 
 CHROMIUM = shutil.which("chromium")
 HOSTILE_ID = '<script>alert(1)</script>\u2028recommendation: go'
@@ -31,9 +30,7 @@ _QUIET_BROWSER = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
 def _result(n_images, classes=("cast_shadow", "glossy_highlight")):
     """A GateResult over `n_images` generated photos (half test, half flagged), scored, stripped and decided
     by the real functions; candidate IoUs spread so sorting has something to do."""
-    criteria_path = scratch_dir() / "criteria.yaml"
-    criteria_path.write_text(VALID_CRITERIA)
-    criteria = load_criteria(criteria_path)
+    criteria = load_criteria(criteria_file())
     scores, strips = [], []
     for k in range(n_images):
         corpus = ("test", "flagged")[k % 2]
@@ -48,11 +45,7 @@ def _result(n_images, classes=("cast_shadow", "glossy_highlight")):
         scores += scored
         strips.append(((corpus, image_id), gallery.make_strip(np.asarray(photo), truth, [truth, candidate,
                                                                                            truth])))
-    scores.sort(key=lambda s: (s.corpus, s.image_id, s.source_backend))
-    aggregates = aggregate(scores)
-    provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
-    return GateResult(provenance, tuple(scores), aggregates, (), (), decide(criteria, aggregates, 0), (), (),
-                      True, (), tuple(sorted(strips)))
+    return gate_result(scores, criteria, strips=strips)
 
 
 @pytest.fixture(scope="module")

@@ -16,20 +16,19 @@ import unicodedata
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
                       os.path.join(os.environ.get("TEST_TMPDIR") or tempfile.gettempdir(), "pottery-gate-hypothesis"))
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from eval import sanitise  # noqa: E402
-from eval.decision.decide import BASELINE, CANDIDATE, decide  # noqa: E402
-from eval.gate import GateResult, NotEvaluated  # noqa: E402
-from eval.inputs.criteria import load_criteria  # noqa: E402
-from eval.inputs.snapshot import Exclusion  # noqa: E402
-from eval.report import gallery, render  # noqa: E402
-from eval.scoring.class_audit import audit_classes  # noqa: E402
-from eval.scoring.scores import aggregate, image_score  # noqa: E402
-from tests.support import DEMO_REPORT, VALID_CRITERIA, scratch_dir  # noqa: E402
+from eval import sanitise
+from eval.decision.decide import BASELINE, CANDIDATE
+from eval.gate import NotEvaluated
+from eval.inputs.criteria import load_criteria
+from eval.inputs.snapshot import Exclusion
+from eval.report import gallery, render
+from eval.scoring.scores import image_score
+from tests.support import DEMO_REPORT, criteria_file, gate_result
 
 # Every character str.splitlines() splits on (the widest line splitter in common use).
 LINE_BREAKS = ["\n", "\r", "\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -94,7 +93,7 @@ def test_csv_cell(raw, cell):
     assert sanitise.csv_cell(raw) == cell
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=400)
 @given(st.text(alphabet=st.characters(codec=None, blacklist_categories=())))
 def test_any_string_becomes_one_visible_line(value):
     for flavour in (sanitise.text, sanitise.markdown, sanitise.csv_cell):
@@ -108,7 +107,7 @@ def test_any_string_becomes_one_visible_line(value):
     assert no_forged_line(sanitise.text(f"x\u2028{value}\n{FORGED}"))
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=200)
 @given(st.lists(st.sampled_from(LINE_BREAKS + HIDDEN + ["a", " ", "recommendation: go", "=", "|", "*"]),
                 max_size=12).map("".join))
 def test_mixed_breaks_and_hidden_characters(value):
@@ -122,19 +121,17 @@ def test_mixed_breaks_and_hidden_characters(value):
 def _forged_result():
     """A GateResult whose every user-derived string carries every line break followed by a forged line."""
     ids = [f"cr{k}{brk}{FORGED}" for k, brk in enumerate(LINE_BREAKS)] + ["=cmd|' /C calc'!A0", "+1", "@x", "-y"]
-    criteria_path = scratch_dir() / "criteria.yaml"
-    criteria_path.write_text(VALID_CRITERIA)
-    criteria = load_criteria(criteria_path)
+    criteria = load_criteria(criteria_file())
     truth = np.zeros((4, 4), bool)
     truth[1:3, 1:3] = True
     scores, cases = [], []
     for k, image_id in enumerate(ids):
-        prediction = truth if k % 2 else np.zeros_like(truth)
-        scores += [image_score(BASELINE, "flagged", image_id, ("gloss",), truth, truth, 0.8),
-                   image_score(CANDIDATE, "flagged", image_id, ("gloss",), truth, prediction, 0.8)]
+        # Odd images: the candidate finds the pot rembg misses; even ones the reverse: both gallery sections fill.
+        baseline, candidate = (np.zeros_like(truth), truth) if k % 2 else (truth, np.zeros_like(truth))
+        scores += [image_score(BASELINE, "flagged", image_id, ("gloss",), truth, baseline, 0.8),
+                   image_score(CANDIDATE, "flagged", image_id, ("gloss",), truth, candidate, 0.8)]
         photo = np.zeros((4, 4, 3), np.uint8)
-        cases.append(gallery.make_case(*scores[-2:], photo, truth, truth, prediction))
-    aggregates = aggregate(scores)
+        cases.append(gallery.make_case(*scores[-2:], photo, truth, baseline, candidate))
     provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
     provenance["checkpoint"]["name"] = "best" + "".join(LINE_BREAKS) + FORGED + ".pt"
     provenance["backends"]["rembg"]["providers"] = [f"CPU\u2028{FORGED}"]
@@ -142,10 +139,11 @@ def _forged_result():
     not_evaluated = tuple(NotEvaluated("flagged", i, f"cannot decode image{brk}{FORGED}") for i, brk in
                           zip(ids, LINE_BREAKS))
     exclusions = tuple(Exclusion(i, f"reason{brk}{FORGED}") for i, brk in zip(ids, LINE_BREAKS))
-    decision = decide(criteria, aggregates, len(not_evaluated))
-    audit = audit_classes(criteria, [(i, f"gloss{brk}{FORGED}", {}) for i, brk in zip(ids, LINE_BREAKS)])
-    return GateResult(provenance, tuple(scores), aggregates, not_evaluated, exclusions, decision,
-                      tuple(cases[:3]), tuple(cases[3:6]), False, audit)
+    rows = [(i, f"gloss{brk}{FORGED}", {}) for i, brk in zip(ids, LINE_BREAKS)]
+    result = gate_result(scores, criteria, not_evaluated=not_evaluated, exclusions=exclusions, rows=rows,
+                         cases=cases, provenance=provenance)
+    assert len(result.gallery_best) == len(result.gallery_worst) == 3
+    return result
 
 
 def test_rendered_report_and_csv_hold_no_forged_line():

@@ -13,7 +13,7 @@ import re2
 
 from eval.inputs.criteria import UNCLASSIFIED, load_criteria
 from eval.scoring import class_audit
-from tests.support import CRITERIA, VALID_CRITERIA, scratch_dir
+from tests.support import CRITERIA, criteria_file
 
 GLOSS, WHITE, SHADOW, BUSY, THIN = ("glossy_highlight", "white_on_white", "cast_shadow", "busy_background",
                                     "thin_structure")
@@ -120,9 +120,7 @@ def test_patterns_mean_the_same_in_python_re_and_re2(shipped):
 
 
 def _criteria():
-    path = scratch_dir() / "criteria.yaml"
-    path.write_text(VALID_CRITERIA)
-    return load_criteria(path)  # classes: gloss ('gloss', 'shiny' in notes), studio_b (source deployment)
+    return load_criteria(criteria_file())  # classes: gloss ('gloss', 'shiny' in notes), studio_b (source deployment)
 
 
 def test_audit_counts_rows_and_shows_the_matched_span():

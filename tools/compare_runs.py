@@ -3,8 +3,8 @@
     bazel run //tools:compare_runs -- --output_dir=<dir> <report folder or metrics.json> ...
 
 Reads each run's metrics.json (every schema version the gate has written) and, for a report folder,
-its timings.json when present, in the order given, and writes <output_dir>/trend.md with plots/*.png: per corpus and failure
-class the mean mask IoU and Boundary IoU of each run (intervals where recorded), recommendation and
+its timings.json when present, in the order given, and writes <output_dir>/trend.md with plots/*.png: per corpus and
+failure class the mean mask IoU and Boundary IoU of each run (intervals where recorded), recommendation and
 deciding criterion per run, criteria that changed status, and the images that moved most between
 consecutive runs. Runs on different dataset content, criteria or baseline configs are compared on the
 images they share only, and the report says what differs.

@@ -135,7 +135,7 @@ def main(argv):
         print(f"error: interrupted ({err or 'SIGINT'}); the run did not complete: no recommendation",
               file=sys.stderr)
         return EXIT_ERROR
-    except Exception as err:  # noqa: BLE001 - an unexpected failure must never look like a decision
+    except Exception as err:  # an unexpected failure must never look like a decision
         traceback.print_tb(err.__traceback__)  # our code's frames; the message may quote user data
         print(f"error: the evaluation could not be completed (unexpected failure: "
               f"{sanitise.text(f'{type(err).__name__}: {err}')})", file=sys.stderr)

@@ -84,7 +84,7 @@ def main(argv):
     except KeyboardInterrupt:
         print("error: interrupted; no snapshot was written", file=sys.stderr)
         return EXIT_ERROR
-    except Exception:  # noqa: BLE001 - an unexpected failure must still exit 2 with nothing half-written
+    except Exception:  # an unexpected failure must still exit 2 with nothing half-written
         print(redact(traceback.format_exc(), _DATABASE_URL.value), end="", file=sys.stderr)
         print("error: the export could not be completed (unexpected failure above)", file=sys.stderr)
         return EXIT_ERROR

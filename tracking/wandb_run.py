@@ -169,7 +169,7 @@ def track(options, report_folder, settings, commit, stream=sys.stderr):
         import wandb
 
         run_dir, run_mode = _log(wandb, options, pathlib.Path(report_folder), settings, commit)
-    except Exception as err:  # noqa: BLE001 - tracking is best-effort by contract
+    except Exception as err:  # tracking is best-effort by contract
         print(f"warning: W&B tracking failed, the gate's result stands: {sanitise.text(type(err).__name__)}: "
               f"{sanitise.text(err)}", file=stream)
         return None

@@ -19,7 +19,8 @@ _INPUTS = (("dataset content", ("dataset", "sha256")), ("criteria", ("criteria",
            ("baseline config", ("baseline_config", "sha256")))
 _NOTED = (("dataset version", ("dataset", "version")), ("metrics schema", None),
           ("IoU pass threshold", ("iou_pass_threshold",)), ("harness version", ("harness_version",)),
-          ("candidate conf", ("backends", "candidate", "conf")), ("candidate imgsz", ("backends", "candidate", "imgsz")),
+          ("candidate conf", ("backends", "candidate", "conf")),
+          ("candidate imgsz", ("backends", "candidate", "imgsz")),
           ("candidate device", ("backends", "candidate", "device")),
           ("incumbent checkpoint", ("backends", "incumbent", "checkpoint_sha256")))
 

@@ -73,7 +73,6 @@ def _one_request_predictor():
     Built on first use: ultralytics may only be imported after runtime.prepare(). Its results carry one
     mask, the union of the instances (see the module docstring), or none when nothing was found.
     """
-    import torch
     from ultralytics.engine.results import Results
     from ultralytics.models.yolo.segment import SegmentationPredictor
     from ultralytics.utils import ops

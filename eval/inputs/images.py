@@ -73,7 +73,7 @@ def _open(path, single_frame=False):
         raise GateInputError(path, f"image has more than {MAX_PIXELS} pixels (decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise GateInputError(path, f"cannot decode image ({err})") from None
-    except Exception as err:  # noqa: BLE001 - a decoder plugin failing on user data is still a bad image
+    except Exception as err:  # a decoder plugin failing on user data is still a bad image
         raise GateInputError(path, f"cannot decode image ({type(err).__name__}: {err})") from None
 
 
@@ -154,7 +154,7 @@ def oriented_size(path):
             warnings.simplefilter("ignore")  # a too-large photo is reported when it is decoded
             width, height = img.size
             orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
-    except Exception:  # noqa: BLE001 - decoding proper reports the problem; this is only a hint
+    except Exception:  # decoding proper reports the problem; this is only a hint
         return None
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 

@@ -18,9 +18,9 @@ excluded, and every criterion on the flagged corpus is then insufficient data (n
 which every run needs, may not be empty. A row may carry the reason it was excluded when the snapshot was made
 (`excluded`, e.g. a malformed CropRun.source: croprun_export/export.py), so the counts cover every row of
 the database. snapshot.yaml may record where the snapshot came from (`export`: the database, as_of, the
-schema mapping's digest, counts per exclusion reason), which the report shows. Structural problems (missing files or folders, malformed rows,
-duplicate ids, paths escaping the root) raise GateInputError; a problem confined to one image (a
-missing or undecodable file) is attached to that item so the gate can report it and refuse "go".
+schema mapping's digest, counts per exclusion reason), which the report shows. Structural problems (missing files or
+folders, malformed rows, duplicate ids, paths escaping the root) raise GateInputError; a problem confined to one image
+(a missing or undecodable file) is attached to that item so the gate can report it and refuse "go".
 Each photo is then evaluated once per corpus (eval/inputs/duplicates.py: rows showing the same pixels with
 the same ground truth are merged and the rest listed as excluded; with different ground truth none is
 evaluated). Exclusions are sorted by row id, so the order of the rows changes no output.

@@ -141,7 +141,8 @@ def _font(size):
 
 
 def render_panel(case):
-    """PNG bytes: photo | ground truth | rembg | candidate [| incumbent], each captioned with its IoUs, and the legend."""
+    """PNG bytes: photo | ground truth | rembg | candidate [| incumbent], each captioned with its IoUs, and the
+    legend."""
     photo, truth, baseline, candidate, *incumbent = case.thumbnails
     truth_tile = np.where(truth[..., None], photo, (photo * 0.2).astype(np.uint8))
     tiles = [(photo, ("photo", "")), (truth_tile, ("ground truth", "")),

@@ -221,7 +221,7 @@ def _remove_gate_files(folder, manifest):
     inside the folder (symlinks not followed) are ever deleted; anything else stays.
     """
     listed = {*_own_files(manifest), *manifest["files"]}
-    for directory, subdirs, names in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
+    for directory, _, names in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
         here = pathlib.Path(directory)
         for name in names:
             path = here / name
