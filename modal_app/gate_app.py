@@ -478,7 +478,7 @@ def run_from_cli(submit_request=None, **flags):
         return EXIT_ERROR
     try:
         summary = (submit_request or submit)(request)
-    except Exception as err:
+    except Exception as err:  # Modal raises its own types (auth, missing Volume, network)
         print(f"error: the gate could not run on Modal ({sanitise.text(f'{type(err).__name__}: {err}')})",
               file=sys.stderr)
         return EXIT_ERROR
