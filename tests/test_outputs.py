@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from eval.errors import GateInputError
 from eval.report import outputs
-from tests.support import scratch_dir
+from tests.support import files_of, scratch_dir
 
 
 def report_files(tag):
@@ -31,11 +31,6 @@ def report_files(tag):
 
 def publish(folder, run_key, overwrite=False):
     outputs.check_destination(folder, run_key, overwrite).publish(report_files(run_key))
-
-
-def snapshot(folder):
-    """{relative path: bytes} of every file under `folder`."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def leftovers(folder):
@@ -49,7 +44,7 @@ def test_published_folder_holds_a_manifest_of_what_the_gate_wrote(tmp_path):
     manifest = json.loads((tmp_path / "out" / outputs.MANIFEST).read_text())
     assert manifest["run_key"] == "k1"
     assert sorted(manifest["files"]) == sorted(report_files("k1"))
-    assert sorted(snapshot(tmp_path / "out")) == sorted([*report_files("k1"), outputs.MANIFEST])
+    assert sorted(files_of(tmp_path / "out")) == sorted([*report_files("k1"), outputs.MANIFEST])
 
 
 @pytest.mark.parametrize("same_run", [True, False], ids=["same-inputs-rerun", "overwrite-another-run"])
@@ -63,11 +58,11 @@ def test_a_file_the_gate_did_not_write_is_never_deleted(tmp_path, same_run, fore
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("a reviewer's work")
-    before = snapshot(out)
+    before = files_of(out)
     for overwrite in (False, True):
         with pytest.raises(GateInputError, match="holds files the gate did not write"):
             publish(out, "k1" if same_run else "k2", overwrite=overwrite)
-    assert snapshot(out) == before and path.exists()
+    assert files_of(out) == before and path.exists()
 
 
 def test_an_edited_report_is_the_reviewers_now(tmp_path):
@@ -105,7 +100,7 @@ def test_what_the_gate_wrote_is_replaced(tmp_path):
     out = tmp_path / "out"
     publish(out, "k1")
     publish(out, "k2", overwrite=True)
-    assert snapshot(out)["report.md"] == b"# report k2\n"
+    assert files_of(out)["report.md"] == b"# report k2\n"
     assert json.loads((out / outputs.MANIFEST).read_text())["run_key"] == "k2"
     assert leftovers(out) == []
 
@@ -138,11 +133,11 @@ def test_any_foreign_file_blocks_replacement_and_survives(names):
         else:
             path.write_text("foreign")
         added.append(name)
-    before = snapshot(out)
+    before = files_of(out)
     if added:
         with pytest.raises(GateInputError, match="holds files the gate did not write"):
             publish(out, "k2", overwrite=True)
-    assert snapshot(out) == before
+    assert files_of(out) == before
 
 
 def test_a_machine_dependent_file_is_listed_but_not_pinned(tmp_path):
@@ -168,7 +163,7 @@ def test_the_later_of_two_runs_refuses_instead_of_replacing(tmp_path):
     first.publish(report_files("k1"))
     with pytest.raises(GateInputError, match="another run published a report there while this one was evaluating"):
         second.publish(report_files("k2"))
-    assert snapshot(out)["report.md"] == b"# report k1\n" and leftovers(out) == []
+    assert files_of(out)["report.md"] == b"# report k1\n" and leftovers(out) == []
 
 
 def _racer(folder, run_key, barrier, results):
@@ -200,7 +195,7 @@ def test_concurrent_publishes_have_exactly_one_winner(tmp_path, start):
         for key, outcome in outcomes.items():
             if key not in winners:
                 assert "another run published a report there" in outcome, outcome
-        assert snapshot(out)["report.md"] == f"# report {winners[0]}\n".encode()
+        assert files_of(out)["report.md"] == f"# report {winners[0]}\n".encode()
         assert json.loads((out / outputs.MANIFEST).read_text())["run_key"] == winners[0]
         assert leftovers(out) == []
 

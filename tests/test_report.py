@@ -21,7 +21,7 @@ from eval.report.forest import COLOURS, ForestRow, render_forest
 from eval.report.render import markdown_text
 from eval.scoring.class_audit import audit_classes
 from eval.scoring.scores import aggregate, image_score
-from tests.support import CRITERIA, DEMO_REPORT, VALID_CRITERIA, scratch_dir
+from tests.support import CRITERIA, DEMO_REPORT, VALID_CRITERIA, criteria_file
 
 
 @pytest.mark.parametrize("raw, rendered", [
@@ -45,9 +45,7 @@ CUT[2:6, 5] = False  # mask IoU 0.75
 def _result(not_evaluated=(), incumbent=False, criteria_text=VALID_CRITERIA):
     """Flagged images in two classes: the candidate regresses on `gloss` (that criterion decides), not on
     `studio_b`; one image is in no class, which no criterion names. `incumbent`: it ran too (as rembg)."""
-    path = scratch_dir() / "criteria.yaml"
-    path.write_text(criteria_text)
-    criteria = load_criteria(path)
+    criteria = load_criteria(criteria_file(criteria_text))
     rows = [("a1", "glossy", {}), ("a2", "so shiny", {}), ("b1", "x", {"deployment": "studio-b"}),
             ("b2", "y", {"deployment": "studio-b"}), ("c1", "<b>odd</b> **note**", {})]
     scores = []

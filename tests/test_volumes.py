@@ -11,11 +11,7 @@ import pytest
 from eval.errors import GateInputError
 from eval.inputs import volumes
 from eval.inputs.snapshot import load_snapshot
-from tests.support import crop_run, write_snapshot
-
-
-def files(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+from tests.support import crop_run, files_of, write_snapshot
 
 
 @pytest.fixture
@@ -33,12 +29,12 @@ def test_refetch_drops_files_deleted_from_the_volume(world):
     volume, cache, store = world
     local = volumes.fetch("modal://vol/datasets/snap", cache, store)
     before = load_snapshot(local)
-    assert files(local) == files(volume / "datasets" / "snap")
+    assert files_of(local) == files_of(volume / "datasets" / "snap")
     (volume / "datasets" / "snap" / "test" / "images" / "t2.png").unlink()
     (volume / "datasets" / "snap" / "test" / "masks" / "t2.png").unlink()
     again = volumes.fetch("modal://vol/datasets/snap", cache, store)
     assert again == local
-    assert files(local) == files(volume / "datasets" / "snap")
+    assert files_of(local) == files_of(volume / "datasets" / "snap")
     after = load_snapshot(local)
     assert [i.image_id for i in after.items if i.corpus == "test"] == ["t0", "t1"]
     assert after.sha256 != before.sha256
@@ -50,7 +46,7 @@ def test_refetch_picks_up_changed_and_added_files(world):
     (volume / "datasets" / "snap" / "extra.txt").write_text("new")
     (volume / "datasets" / "snap" / "snapshot.yaml").write_text("format: pottery-gate-snapshot/v1\nversion: v2\n")
     volumes.fetch("modal://vol/datasets/snap", cache, store)
-    assert files(local) == files(volume / "datasets" / "snap")
+    assert files_of(local) == files_of(volume / "datasets" / "snap")
     assert load_snapshot(local).version == "v2"
 
 
@@ -69,7 +65,7 @@ def test_only_the_fetched_paths_mirror_is_replaced(world):
 def test_interrupted_download_keeps_the_previous_mirror(world):
     volume, cache, store = world
     local = volumes.fetch("modal://vol/datasets/snap", cache, store)
-    before = files(local)
+    before = files_of(local)
 
     class Failing(volumes.LocalDirStore):
         def read(self, path):
@@ -80,7 +76,7 @@ def test_interrupted_download_keeps_the_previous_mirror(world):
     (volume / "datasets" / "snap" / "test" / "images" / "t0.png").unlink()
     with pytest.raises(GateInputError, match="download failed"):
         volumes.fetch("modal://vol/datasets/snap", cache, lambda name: Failing(volume))
-    assert files(local) == before
+    assert files_of(local) == before
     assert sorted(p.name for p in local.parent.iterdir()) == ["snap"]  # no staging folder left
 
 

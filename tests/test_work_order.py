@@ -17,7 +17,7 @@ from eval.inputs import snapshot
 from eval.inputs.criteria import load_criteria
 from eval.report import render
 from eval.scoring.scores import aggregate, image_score
-from tests.support import DEMO_REPORT, VALID_CRITERIA, crop_run, scratch_dir, write_snapshot
+from tests.support import DEMO_REPORT, VALID_CRITERIA, criteria_file, crop_run, write_snapshot
 
 TRUTH = np.zeros((8, 8), bool)
 TRUTH[2:6, 2:6] = True
@@ -34,9 +34,7 @@ def undecided(tmp_path):
     unlabelled[3]["source"]["deployment"] = "studio-b"
     root = write_snapshot(tmp_path, rows=[*rows, *unlabelled, crop_run("m1", "glossy", source_type="machine")])
     loaded = snapshot.load_snapshot(root)
-    path = scratch_dir() / "criteria.yaml"
-    path.write_text(VALID_CRITERIA.replace("min_images: 2", "min_images: 3"))
-    criteria = load_criteria(path)
+    criteria = load_criteria(criteria_file(VALID_CRITERIA.replace("min_images: 2", "min_images: 3")))
     scores = [image_score(b, "flagged", i.image_id, criteria.classify(i.notes, dict(i.source)), TRUTH, TRUTH, 0.8)
               for i in loaded.items if i.corpus == "flagged" for b in (BASELINE, CANDIDATE)]
     decision = decide(criteria, with_intervals(aggregate(scores), scores, 0.95), 0)

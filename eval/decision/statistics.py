@@ -11,8 +11,8 @@ and `upper` a `level` upper bound, so [lower, upper] is a two-sided interval of 
   expanded percentile bootstrap and Student's t at alpha between n = 5 and 25 on the demo's test corpus.
   Dividing the tail by CALIBRATION = 10 brings each bound's coverage there to the level from n = 5 on
   (the benchmark prints every candidate method's table; see bench/README.md), and costs little power:
-  a candidate with no true regression still gets a go 95% of the time at n = 25. It is analytic: no resampling, so no Monte Carlo
-  error (the bounds are identical for every seed and run key) and 10,000 images cost microseconds.
+  a candidate with no true regression still gets a go 95% of the time at n = 25. It is analytic: no resampling, so
+  no Monte Carlo error (the bounds are identical for every seed and run key) and 10,000 images cost microseconds.
   No data-driven bound can promise `level` for every population: a rare catastrophic miss that the sample
   happens not to contain is invisible to it. eval.measures.MIN_IMAGES says from how many images a
   criterion on a mean can pass at all.
