@@ -154,12 +154,13 @@ def criteria_file(text=VALID_CRITERIA, folder=None, name="criteria.yaml"):
     return path
 
 
-def gate_result(scores, criteria, *, not_evaluated=(), exclusions=(), rows=(), cases=(), strips=(),
+def gate_result(scores, criteria, *, not_evaluated=(), exclusions=(), rows=(), unlabelled=(), cases=(), strips=(),
                 provenance=None, gallery_size=3):
     """A GateResult made by the gate's own eval.gate.combine: one ShardResult.update per image (its scores, its
     gallery case, its report.html strip), as the gate scores them; intervals, decision and class audit are the
-    real ones. `rows` are the flagged CropRun rows (id, notes, source) the class audit reads; `provenance`
-    defaults to the committed demo report's (its run key seeds the intervals)."""
+    real ones. The snapshot is what combine reads of one: `rows`, the flagged CropRun rows (id, notes, source)
+    the class audit reads, `exclusions` and `unlabelled` (the work orders' rows). `provenance` defaults to the
+    committed demo report's."""
     from eval.gate import ShardResult, combine
 
     by_image = {}
@@ -172,7 +173,7 @@ def gate_result(scores, criteria, *, not_evaluated=(), exclusions=(), rows=(), c
         shard.update(image_scores, case=case_of.get(key), strip=(key, strip_of[key]) if key in strip_of else None)
     shard.update(missing=not_evaluated)
     snapshot = types.SimpleNamespace(items=(types.SimpleNamespace(corpus="flagged", rows=tuple(rows)),),
-                                     exclusions=tuple(exclusions))
+                                     exclusions=tuple(exclusions), unlabelled=tuple(unlabelled))
     if provenance is None:
         provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
     return combine([shard], snapshot, criteria, provenance, gallery_size)
