@@ -24,7 +24,7 @@ from absl import app, flags
 from scipy import special, stats
 
 from eval.decision import statistics
-from eval.decision.decide import BASELINE, CANDIDATE
+from eval.roles import BASELINE, CANDIDATE
 from eval.decision.intervals import with_intervals
 from eval.inputs.criteria import ALL, load_criteria
 from eval.measures import MIN_IMAGES_MEAN, legacy_measure

@@ -4,8 +4,8 @@ import concurrent.futures
 import dataclasses
 import os
 
-from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT, decide
-from eval import timings
+from eval import roles, timings
+from eval.decision.decide import decide
 from eval.accumulator import merged
 from eval.decision.intervals import with_intervals
 from eval.decision.work_order import work_orders
@@ -14,6 +14,7 @@ from eval.inputs import images
 from eval.inputs.snapshot import FLAGGED, TEST
 from eval.report import gallery as gallery_lib
 from eval.scoring.class_audit import audit_classes
+from eval.roles import BASELINE, CANDIDATE
 from eval.scoring.scores import aggregate, image_score
 
 
@@ -162,26 +163,22 @@ class ShardResult:
         return scores, not_evaluated, self.gallery.result(), tuple(sorted(self.strips))
 
 
-def _gallery_case(picker, item, scored, photo, truth, predictions):
+def _gallery_case(picker, item, scored, photo, truth, masks):
     """The image's gallery case when `picker` wants it (thumbnails are made only then), else None."""
     delta = gallery_lib.iou_delta(scored[BASELINE].mask_iou, scored[CANDIDATE].mask_iou)
     if not picker.wants(delta, item.corpus, item.image_id):
         return None
-    key = _key(item)
-    incumbent_view = (scored[INCUMBENT], predictions[INCUMBENT][key]) if INCUMBENT in scored else None
-    return gallery_lib.make_case(scored[BASELINE], scored[CANDIDATE], photo, truth, predictions[BASELINE][key],
-                                 predictions[CANDIDATE][key], incumbent_view)
+    return gallery_lib.make_case(scored, photo, truth, masks)
 
 
-def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size=3, progress=None, label="",
-                incumbent=None, meter=None):
-    """Run every backend on `items` (one corpus or a shard) and score every prediction; a ShardResult.
+def score_items(items, criteria, backends, batch_size=8, gallery_size=3, progress=None, label="", meter=None):
+    """Run every backend ({role name: Backend}, eval.roles; rembg and the candidate at least) on `items` (one
+    corpus or a shard) and score every prediction; a ShardResult.
 
     An image is scored only when every backend predicted it, so all backends are compared on the same images.
     A `meter` (eval.timings.Meter) times decoding and scoring (the backends time themselves: eval.backends.timed).
     """
-    backends = tuple(b for b in (baseline, candidate, incumbent) if b is not None)
-    names = tuple(b.name for b in backends)
+    names = tuple(roles.ordered(backends))
     shard = ShardResult.empty(gallery_size)
     if progress:
         progress.start(label, len(items))
@@ -199,9 +196,9 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
             keys = list(decoded)
             photos = [decoded[k][0] for k in keys]
             predictions = {}
-            for backend in backends:
-                masks, errors = _predict(backend, photos, keys)
-                predictions[backend.name] = masks
+            for name in names:
+                masks, errors = _predict(backends[name], photos, keys)
+                predictions[name] = masks
                 shard.update(missing=[NotEvaluated(*key, reason) for key, reason in errors.items()])
             with timings.stage(meter, "scoring"):
                 for item in batch:
@@ -212,9 +209,10 @@ def score_items(items, criteria, baseline, candidate, batch_size=8, gallery_size
                     classes = criteria.classify_rows(item.rows) if item.corpus == FLAGGED else ()
                     scored = {b: image_score(b, item.corpus, item.image_id, classes, truth, predictions[b][key],
                                              criteria.iou_pass_threshold) for b in names}
-                    strip = gallery_lib.make_strip(photo, truth, [predictions[b][key] for b in names])
-                    shard.update(scored.values(), case=_gallery_case(shard.gallery, item, scored, photo, truth,
-                                                                     predictions), strip=(key, strip))
+                    masks = {b: predictions[b][key] for b in names}
+                    strip = gallery_lib.make_strip(photo, truth, list(masks.values()))
+                    shard.update(scored.values(), case=_gallery_case(shard.gallery, item, scored, photo, truth, masks),
+                                 strip=(key, strip))
             if progress:
                 progress.advance(len(batch))
     return shard
@@ -234,10 +232,9 @@ def combine(shards, snapshot, criteria, provenance, gallery_size=3, meter=None):
                       work_orders(decision, criteria, snapshot.unlabelled))
 
 
-def evaluate(snapshot, criteria, baseline, candidate, provenance, batch_size=8, gallery_size=3, progress=None,
-             incumbent=None, meter=None):
-    """Run every backend on every eligible image of both corpora and decide; returns a GateResult."""
-    shards = [score_items([i for i in snapshot.items if i.corpus == corpus], criteria, baseline, candidate,
-                          batch_size, gallery_size, progress, corpus, incumbent, meter)
+def evaluate(snapshot, criteria, backends, provenance, batch_size=8, gallery_size=3, progress=None, meter=None):
+    """Run every backend ({role name: Backend}) on every eligible image of both corpora and decide; a GateResult."""
+    shards = [score_items([i for i in snapshot.items if i.corpus == corpus], criteria, backends, batch_size,
+                          gallery_size, progress, corpus, meter)
               for corpus in (TEST, FLAGGED)]
     return combine(shards, snapshot, criteria, provenance, gallery_size, meter)

@@ -22,11 +22,12 @@ The criteria files of schema_version 1 and 2 name a measure by `kind`; LEGACY_KI
 import dataclasses
 import math
 
+from eval.roles import BASELINE
+
 POINT, CONFIDENCE = "point", "confidence"  # the decision rules (eval.inputs.criteria.DecisionRule.kind)
 MIN, MAX = "min", "max"  # the bounds: observed must reach the threshold / must not exceed it
 MEAN, RATE, MEDIAN, P10, P90 = "mean", "rate", "median", "p10", "p90"
 STATISTICS = (MEAN, RATE, MEDIAN, P10, P90)
-REFERENCES = ("rembg", "incumbent")  # what a regression is measured against (`vs`); the first is the default
 _DISTRIBUTION = (MEAN, MEDIAN, P10, P90)  # eval.scoring.metrics.distribution's keys
 
 
@@ -151,7 +152,7 @@ LEGACY_KINDS = {
 }
 
 
-def legacy_measure(kind, vs=REFERENCES[0]):
+def legacy_measure(kind, vs=BASELINE):
     """The Measure a schema_version 1 or 2 `kind` names (`vs`: a regression kind's reference)."""
     metric, statistic, bound, regression = LEGACY_KINDS[kind]
     return Measure(metric, statistic, bound, vs if regression else None)

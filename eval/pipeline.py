@@ -5,20 +5,16 @@ import hashlib
 import json
 import pathlib
 import platform
-import typing
 
 import numpy
 import PIL
 
 import eval as harness
-from eval import runtime
+from eval import roles, runtime
 from eval.backends import yolo_backend
 from eval.backends.cached import CachedBackend
-from eval.backends.incumbent_backend import IncumbentBackend
 from eval.backends.rembg_backend import RembgBackend
 from eval.backends.timed import TimedBackend
-from eval.backends.yolo_backend import YoloSegBackend
-from eval.decision.decide import INCUMBENT
 from eval.errors import GateInputError
 from eval.gate import evaluate
 from eval.inputs import volumes
@@ -29,8 +25,8 @@ from eval.inputs.snapshot import load_snapshot
 from eval.progress import Progress
 from eval.report import outputs
 from eval.report import render as report
+from eval.roles import INCUMBENT, ModelInputs
 from eval.timings import Meter
-
 
 
 def _local_dataset(spec, open_store):
@@ -59,6 +55,10 @@ class PreparedRun:
     run_key: str
     destination: object  # eval.report.outputs.Destination, checked before any model runs
     incumbent: object = None  # eval.inputs.checkpoint.Checkpoint, or None when no incumbent is compared
+
+    @property
+    def model_inputs(self):
+        return ModelInputs(self.baseline_config, self.checkpoint, self.incumbent)
 
     @property
     def output_dir(self):
@@ -108,34 +108,26 @@ def _incumbent(options, criteria, allowlist, open_store):
                               pin_flag="--incumbent_sha256")
 
 
-class Backends(typing.NamedTuple):
-    baseline: object
-    candidate: object
-    incumbent: object = None  # None when no incumbent is compared
-
-    @property
-    def present(self):
-        return tuple(b for b in self if b is not None)
-
-
-def make_backends(options, baseline_config, checkpoint, meter=None, incumbent=None):
-    """Backends(baseline, candidate, incumbent) as `options` configure them; a sharded run builds them in
-    every worker. The incumbent (a Checkpoint) runs with the candidate's settings.
+def make_backends(options, inputs, meter=None):
+    """{role name: Backend} for every role of eval.roles.ROLES that takes part in the run, as `options`
+    configure them from the pinned `inputs` (eval.roles.ModelInputs); a sharded run builds them in every worker.
 
     With a `meter` (eval.timings.Meter) every real inference call is timed, and the masks each cache served
-    are counted (not timed). Every
-    backend's masks are cached by content (photo pixels and the backend's fingerprint: weights digest and
-    every mask-changing setting): the baseline and the incumbent do not change between candidates, and the
-    candidate's cache lets an interrupted run resume and a re-render recompute nothing.
+    are counted (not timed). Every backend's masks are cached by content (photo pixels and the backend's
+    fingerprint: weights digest and every mask-changing setting): the baseline and the incumbent do not change
+    between candidates, and the candidate's cache lets an interrupted run resume and a re-render recompute
+    nothing.
     """
-    settings = (options.conf, options.imgsz, options.device, options.torch_threads)
-    backends = Backends(RembgBackend(baseline_config, options.torch_threads), YoloSegBackend(checkpoint, *settings),
-                        IncumbentBackend(incumbent, *settings) if incumbent is not None else None)
-    if meter is not None:
-        backends = Backends(*(b and TimedBackend(b, meter) for b in backends))
-    if options.baseline_cache:
-        backends = Backends(*(b and CachedBackend(b, runtime.cache_dir() / f"{folder}-masks", meter)
-                              for b, folder in zip(backends, ("baseline", "candidate", "incumbent"))))
+    backends = {}
+    for role in roles.ROLES:
+        backend = role.backend_class().for_run(options, inputs)
+        if backend is None:
+            continue
+        if meter is not None:
+            backend = TimedBackend(backend, meter)
+        if options.baseline_cache:
+            backend = CachedBackend(backend, runtime.cache_dir() / role.cache, meter)
+        backends[role.name] = backend
     return backends
 
 
@@ -187,9 +179,9 @@ def run_gate(options, open_store=volumes.ModalVolumeStore, signer=None):
     prepared = prepare_run(options, open_store, meter)
     checkpoint, snapshot = prepared.checkpoint, prepared.snapshot
     progress.log(f"checkpoint {checkpoint.name} sha256 {checkpoint.sha256[:16]}…, dataset {snapshot.version}")
-    backends = make_backends(options, prepared.baseline_config, checkpoint, meter, prepared.incumbent)
-    provenance = run_provenance(prepared, {b.name: b.provenance() for b in backends.present})
-    result = evaluate(snapshot, prepared.criteria, backends.baseline, backends.candidate, provenance,
-                      options.batch_size, options.gallery_size, progress, incumbent=backends.incumbent, meter=meter)
+    backends = make_backends(options, prepared.model_inputs, meter)
+    provenance = run_provenance(prepared, {name: b.provenance() for name, b in backends.items()})
+    result = evaluate(snapshot, prepared.criteria, backends, provenance, options.batch_size, options.gallery_size,
+                      progress, meter)
     publish_result(prepared, result, meter, signer)
     return result, prepared.output_dir

@@ -36,7 +36,7 @@ import modal
 
 from eval import options as options_lib
 from eval import pipeline, sanitise
-from eval.decision.decide import EXAMPLE_VALUES_WARNING, INCUMBENT_UNUSED_WARNING, recommendation_line
+from eval.decision.decide import EXAMPLE_VALUES_WARNING, recommendation_line, unused_warning
 from eval.errors import GateInputError
 from eval.gate import ShardResult, batches, combine, score_items
 from eval.inputs import volumes
@@ -45,6 +45,7 @@ from eval.inputs.checkpoint import read_allowlist, resolve_checkpoint
 from eval.inputs.criteria import load_criteria
 from eval.inputs.safe_paths import read_bytes
 from eval.progress import Progress
+from eval.roles import ModelInputs
 from tracking.wandb_run import TrackingOptions, harness_commit, track
 
 APP_NAME = "pottery-gate"
@@ -221,11 +222,14 @@ def auto_shard_count(n_items):
 _BACKENDS = {}  # per process: a warm container scores several shards with the same models
 
 
-def _backends(options, baseline_config, checkpoint, incumbent=None):
-    key = (checkpoint.sha256, str(checkpoint.path), baseline_config.sha256, options.backend_key(),
-           incumbent and (incumbent.sha256, str(incumbent.path)))
+def _backends(options, inputs):
+    """The run's backends (pipeline.make_backends) for ModelInputs `inputs`, kept per warm container under
+    every checkpoint's digest and path, the baseline config's digest and each mask-changing option."""
+    key = (tuple(None if checkpoint is None else (checkpoint.sha256, str(checkpoint.path))
+                 for checkpoint in (inputs.checkpoint, inputs.incumbent)),
+           inputs.baseline_config.sha256, options.backend_key())
     if key not in _BACKENDS:
-        _BACKENDS[key] = pipeline.make_backends(options, baseline_config, checkpoint, incumbent=incumbent)
+        _BACKENDS[key] = pipeline.make_backends(options, inputs)
     return _BACKENDS[key]
 
 
@@ -241,18 +245,17 @@ def run_shard(job, mounts):
         checkpoint = resolve_checkpoint(options.checkpoint, job["checkpoint_sha256"], None, mounts.store)
         incumbent = (resolve_checkpoint(options.incumbent_checkpoint, job["incumbent_sha256"], None, mounts.store,
                                         pin_flag="--incumbent-sha256") if options.incumbent_checkpoint else None)
-        backends = _backends(options, job["baseline_config"], checkpoint, incumbent)
+        backends = _backends(options, ModelInputs(job["baseline_config"], checkpoint, incumbent))
     except GateInputError as err:
         return {"index": job["index"], "error": [err.where, err.problem]}
     progress = Progress(options.quiet)
     progress.start(f"shard {job['index'] + 1}/{job['count']}", sum(len(b) for b in job["batches"]))
     result = ShardResult.empty(options.gallery_size)
     for batch in job["batches"]:
-        result.merge(score_items(list(batch), job["criteria"], backends.baseline, backends.candidate,
-                                 options.batch_size, options.gallery_size, incumbent=backends.incumbent))
+        result.merge(score_items(list(batch), job["criteria"], backends, options.batch_size, options.gallery_size))
         progress.advance(len(batch))
     return {"index": job["index"], "result": result,
-            "backends": {b.name: b.provenance() for b in backends.present}}
+            "backends": {name: b.provenance() for name, b in backends.items()}}
 
 
 # --- the coordinator --------------------------------------------------------------------------------------
@@ -333,7 +336,7 @@ def coordinate(request, mounts, map_shards):
     return {"status": "ok", "recommendation": decision.recommendation,
             "deciding_criterion": {"id": decision.deciding.id, "summary": decision.deciding.summary},
             "not_evaluated": len(result.not_evaluated), "example_values": result.example_values,
-            "incumbent_unused": decision.incumbent_unused, "output": mounts.uri(prepared.output_dir),
+            "unused_backends": list(decision.unused), "output": mounts.uri(prepared.output_dir),
             "run_key": prepared.run_key, "images": len(snapshot.items), "shards": len(plan)}
 
 
@@ -454,8 +457,8 @@ def report_summary(summary, out=None, err=None):
           file=out)
     if summary.get("example_values", True):  # unknown counts as example values: never a silent go
         print(EXAMPLE_VALUES_WARNING, file=err)
-    if summary.get("incumbent_unused"):
-        print(INCUMBENT_UNUSED_WARNING, file=err)
+    for name in summary.get("unused_backends", ()):
+        print(unused_warning(sanitise.text(name)), file=err)
     if summary["not_evaluated"]:
         print(f"error: {summary['not_evaluated']} image(s) could not be evaluated (listed in the report)", file=err)
     return exit_code(summary)

@@ -110,7 +110,7 @@ def test_a_corrupted_cache_never_changes_the_gate_result(rembg):
     items = [i for i in snapshot.items if i.corpus == "test"]
 
     def scores():
-        shard = score_items(items, criteria, CachedBackend(rembg, work / "cache"), candidate)
+        shard = score_items(items, criteria, {"rembg": CachedBackend(rembg, work / "cache"), "candidate": candidate})
         scored, not_evaluated, *_ = shard.result()
         assert not_evaluated == ()
         return scored

@@ -27,9 +27,9 @@ def backends():
     options = GateOptions(checkpoint=str(DEMO_CHECKPOINT), dataset=str(DEMO_SNAPSHOT), criteria=str(CRITERIA),
                           baseline_config=str(BASELINE_CONFIG), reports_root=str(scratch_dir()), torch_threads=2)
     checkpoint = resolve_checkpoint(str(DEMO_CHECKPOINT))
-    backends = make_backends(options, prepare_run(options).baseline_config, checkpoint)
+    backends = make_backends(options, prepare_run(options).model_inputs)
     # The candidate's own masks are under test, not its mask cache's (rembg's stays cached).
-    return backends._replace(candidate=yolo_backend.YoloSegBackend(checkpoint, torch_threads=2))
+    return {**backends, "candidate": yolo_backend.YoloSegBackend(checkpoint, torch_threads=2)}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def _equal(a, b):
 
 
 def test_masks_equal_one_photo_requests_at_every_batch_size_and_order(backends, photos):
-    candidate = backends.candidate
+    candidate = backends["candidate"]
     alone = [candidate.predict([photo])[0] for photo in photos]
     assert len({p.shape for p in photos}) == 6, "the demo must mix photo shapes"
     assert sum(m.any() for m in alone) >= 0.9 * len(alone), "the demo checkpoint predicts real masks"
@@ -106,11 +106,9 @@ def test_gate_scores_do_not_depend_on_batch_size_order_or_an_added_photo(backend
     criteria = load_criteria(CRITERIA)
     snapshot = small
     assert len({p.shape for p in photos}) == 6
-    baseline, candidate = backends.baseline, backends.candidate
 
     def scores(snap, batch_size):
-        result = gate.evaluate(snap, criteria, baseline, candidate, {"run_key": "batch-invariance"},
-                               batch_size=batch_size)
+        result = gate.evaluate(snap, criteria, backends, {"run_key": "batch-invariance"}, batch_size=batch_size)
         assert result.not_evaluated == ()
         return {(s.corpus, s.image_id, s.source_backend): s for s in result.scores}, result
 
@@ -175,7 +173,7 @@ def test_run_key_covers_every_candidate_setting_and_not_the_batch_size():
 
 
 def test_provenance_records_what_ultralytics_resolved(backends, photos):
-    provenance = backends.candidate.provenance()
+    provenance = backends["candidate"].provenance()
     assert provenance["imgsz"] == 256  # the demo checkpoint's training size
     assert provenance["imgsz_effective"] == [256, 256] and provenance["stride"] == 32
     assert provenance["half"] is False and provenance["device_resolved"] == "cpu"
@@ -185,7 +183,7 @@ def test_provenance_records_what_ultralytics_resolved(backends, photos):
     # Setting up any ultralytics predictor on a CPU resets torch's threads to min(8, cores - 1), as the
     # other test's plain YOLO model just did; the backend runs every request with its own count.
     torch.set_num_threads(1)
-    backends.candidate.predict([photos[0]])
+    backends["candidate"].predict([photos[0]])
     assert torch.get_num_threads() == 2
     for name in ("ultralytics", "torch", "torchvision", "channels_last", "iou", "max_det"):
         assert name in provenance, name

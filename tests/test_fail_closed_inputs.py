@@ -692,8 +692,8 @@ def test_exif_orientation_is_applied_to_photo_mask_and_predictions_alike(tmp_pat
     item = next(i for i in load_snapshot(root).items if i.corpus == "test")
     shape = images.load_rgb(item.image_path).shape[:2]
     assert shape == ((96, 72) if orientation in (6, 8) else (72, 96))
-    scores, not_evaluated, *_ = score_items([item], load_criteria(CRITERIA), _GreenBelow128("rembg"),
-                                           _GreenBelow128("candidate")).result()
+    scores, not_evaluated, *_ = score_items([item], load_criteria(CRITERIA), {
+        name: _GreenBelow128(name) for name in ("rembg", "candidate")}).result()
     assert not_evaluated == ()
     assert [s.mask_iou for s in scores] == [1.0, 1.0]
 

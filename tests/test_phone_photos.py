@@ -20,6 +20,7 @@ from eval.inputs import images
 from eval.inputs.snapshot import load_snapshot
 from eval.options import GateOptions
 from eval.pipeline import make_backends
+from eval.roles import ModelInputs
 from tests.support import BASELINE_CONFIG, CRITERIA, DEMO_CHECKPOINT, pot_photo, scratch_dir, write_snapshot
 
 PHONE = (4032, 3024)
@@ -34,7 +35,7 @@ def backends():
     options = GateOptions(checkpoint=str(DEMO_CHECKPOINT), dataset="unused", criteria=str(CRITERIA),
                           baseline_config=str(BASELINE_CONFIG), reports_root=str(scratch_dir()), torch_threads=1,
                           conf=0.01)  # a low threshold: several instances per photo, each a full-size mask
-    return make_backends(options, _baseline_config(), _checkpoint())
+    return make_backends(options, ModelInputs(_baseline_config(), _checkpoint()))
 
 
 def _baseline_config():
@@ -75,7 +76,7 @@ def test_candidate_memory_per_phone_photo_does_not_grow_with_its_instances(backe
     bool copy of them) costs 2 bytes a pixel more with every instance."""
     from eval.backends.yolo_backend import YoloSegBackend
 
-    many = backends.candidate._inner  # the model itself, not its cache; conf 0.01
+    many = backends["candidate"]._inner  # the model itself, not its cache; conf 0.01
     few = YoloSegBackend(_checkpoint(), conf=0.5, torch_threads=1)
     photos = phone_photos(2)
     counts = [len(b._request([np.ascontiguousarray(photos[0][..., ::-1])])[0].boxes) for b in (many, few)]
@@ -140,7 +141,7 @@ def test_a_corrupted_pixel_digest_is_recomputed(tmp_path, monkeypatch):
 
 
 def test_the_candidate_resumes_from_its_cache_and_never_trusts_a_corrupted_entry(backends, tmp_path):
-    candidate = backends.candidate
+    candidate = backends["candidate"]
     assert isinstance(candidate, CachedBackend) and candidate.name == "candidate"
     photos = [np.asarray(pot_photo(320, 240, shift=s)[0]).view(images.Photo) for s in (0, 9, 17)]
     reference = candidate._inner.predict(photos)
@@ -161,10 +162,10 @@ def test_the_candidate_resumes_from_its_cache_and_never_trusts_a_corrupted_entry
 def test_every_backend_is_cached_under_its_own_fingerprint(backends):
     options = GateOptions(checkpoint=str(DEMO_CHECKPOINT), dataset="unused", criteria=str(CRITERIA),
                           baseline_config=str(BASELINE_CONFIG), reports_root="unused", conf=0.3)
-    other = make_backends(options, _baseline_config(), _checkpoint())
-    assert isinstance(other.candidate, CachedBackend) and isinstance(other.baseline, CachedBackend)
-    assert other.candidate._dir != backends.candidate._dir  # conf changes masks: another cache
-    assert other.baseline._dir == backends.baseline._dir
+    other = make_backends(options, ModelInputs(_baseline_config(), _checkpoint()))
+    assert isinstance(other["candidate"], CachedBackend) and isinstance(other["rembg"], CachedBackend)
+    assert other["candidate"]._dir != backends["candidate"]._dir  # conf changes masks: another cache
+    assert other["rembg"]._dir == backends["rembg"]._dir
 
 
 def test_the_cpu_memory_arena_is_a_baseline_config_field_that_changes_no_mask(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eval.decision.decide import BASELINE, CANDIDATE, COMPLETENESS_ID, INCUMBENT, decide
+from eval.decision.decide import COMPLETENESS_ID, decide
 from eval.decision.intervals import with_intervals
 from eval.gate import GateResult, NotEvaluated
 from eval.inputs.criteria import Criterion, load_criteria
@@ -19,6 +19,7 @@ from eval.measures import Measure
 from eval.report import gallery, render
 from eval.report.forest import COLOURS, ForestRow, render_forest
 from eval.report.render import markdown_text
+from eval.roles import BASELINE, CANDIDATE, INCUMBENT
 from eval.scoring.class_audit import audit_classes
 from eval.scoring.scores import aggregate, image_score
 from tests.support import CRITERIA, DEMO_REPORT, VALID_CRITERIA, criteria_file
@@ -90,7 +91,7 @@ def test_an_incumbent_no_criterion_reads_is_said_to_decide_nothing():
     vs_incumbent = VALID_CRITERIA + ("  - {id: inc, kind: max_mean_iou_regression, corpus: flagged, "
                                      "failure_class: all, threshold: 0.5, vs: incumbent}\n")
     read = _result(incumbent=True, criteria_text=vs_incumbent)
-    assert not read.decision.incumbent_unused and note not in _report(read)
+    assert read.decision.unused == () and note not in _report(read)
 
 
 def _table_rows(report, heading):
@@ -138,8 +139,9 @@ def _panel(baseline_boundary=0.5, height=96, width=128):
     truth[height // 4:3 * height // 4, width // 4:3 * width // 4] = True
     base = image_score(BASELINE, "test", "p", (), truth, truth, 0.8)
     cand = image_score(CANDIDATE, "test", "p", (), truth, np.roll(truth, 3, axis=1), 0.8)
-    case = gallery.make_case(dataclasses.replace(base, boundary_iou=baseline_boundary), cand,
-                             np.full((height, width, 3), 128, np.uint8), truth, truth, np.roll(truth, 3, axis=1))
+    case = gallery.make_case({BASELINE: dataclasses.replace(base, boundary_iou=baseline_boundary), CANDIDATE: cand},
+                             np.full((height, width, 3), 128, np.uint8), truth,
+                             {BASELINE: truth, CANDIDATE: np.roll(truth, 3, axis=1)})
     return Image.open(io.BytesIO(gallery.render_panel(case))).convert("RGB")
 
 

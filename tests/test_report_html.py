@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT
+from eval.roles import BASELINE, CANDIDATE, INCUMBENT
 from eval.inputs.criteria import load_criteria
 from eval.report import gallery, render
 from eval.scoring.scores import image_score

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eval import sanitise
-from eval.decision.decide import BASELINE, CANDIDATE
+from eval.roles import BASELINE, CANDIDATE
 from eval.gate import NotEvaluated
 from eval.inputs.criteria import load_criteria
 from eval.inputs.snapshot import Exclusion
@@ -131,7 +131,8 @@ def _forged_result():
         scores += [image_score(BASELINE, "flagged", image_id, ("gloss",), truth, baseline, 0.8),
                    image_score(CANDIDATE, "flagged", image_id, ("gloss",), truth, candidate, 0.8)]
         photo = np.zeros((4, 4, 3), np.uint8)
-        cases.append(gallery.make_case(*scores[-2:], photo, truth, baseline, candidate))
+        cases.append(gallery.make_case(dict(zip((BASELINE, CANDIDATE), scores[-2:])), photo, truth,
+                                       {BASELINE: baseline, CANDIDATE: candidate}))
     provenance = json.loads((DEMO_REPORT / "metrics.json").read_text())["provenance"]
     provenance["checkpoint"]["name"] = "best" + "".join(LINE_BREAKS) + FORGED + ".pt"
     provenance["backends"]["rembg"]["providers"] = [f"CPU\u2028{FORGED}"]

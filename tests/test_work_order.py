@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from eval.decision.decide import BASELINE, CANDIDATE, decide
+from eval.decision.decide import decide
+from eval.roles import BASELINE, CANDIDATE
 from eval.decision.intervals import with_intervals
 from eval.decision.work_order import work_orders
 from eval.gate import GateResult

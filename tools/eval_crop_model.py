@@ -24,7 +24,7 @@ from absl import app, flags
 
 from ci_outputs import files
 from eval import cli, sanitise
-from eval.decision.decide import EXAMPLE_VALUES_WARNING, INCUMBENT_UNUSED_WARNING
+from eval.decision.decide import EXAMPLE_VALUES_WARNING, unused_warning
 from eval.errors import GateInputError
 from eval.options import GateOptions, cross_problems
 from eval.pipeline import run_gate
@@ -150,8 +150,8 @@ def main(argv):
     print(sanitise.text(decision.headline))
     if result.example_values:
         print(EXAMPLE_VALUES_WARNING, file=sys.stderr)
-    if decision.incumbent_unused:
-        print(INCUMBENT_UNUSED_WARNING, file=sys.stderr)
+    for name in decision.unused:
+        print(unused_warning(name), file=sys.stderr)
     if result.not_evaluated:
         print(f"error: {len(result.not_evaluated)} image(s) could not be evaluated (listed in the report)",
               file=sys.stderr)

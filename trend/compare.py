@@ -10,9 +10,9 @@ computed on other image sets, are not shown. Either way the report says which in
 import dataclasses
 import statistics
 
+from eval.roles import CANDIDATE
 from trend.runs import METRICS, Stat
 
-BACKENDS = ("candidate", "incumbent", "rembg")  # display order; a backend no run has is left out
 ALL = "all"
 # Inputs whose difference makes recorded aggregates incomparable, and the other settings worth naming.
 _INPUTS = (("dataset content", ("dataset", "sha256")), ("criteria", ("criteria", "sha256")),
@@ -110,7 +110,7 @@ def series(runs):
     """Every (backend, corpus, class, metric) series any run has, sorted; recomputed on shared images
     when the runs' inputs differ."""
     keys = sorted({k for run in runs for k in run.aggregates})
-    backends = [b for b in BACKENDS if any(k[0] == b for k in keys)]
+    backends = sorted({k[0] for k in keys}, key=lambda b: (b != CANDIDATE, b))  # the candidate first
     comparable = same_inputs(runs)
     shared = None if comparable else shared_images(runs)
     found = []

@@ -10,3 +10,4 @@ from eval.backends.yolo_backend import YoloSegBackend
 
 class IncumbentBackend(YoloSegBackend):
     name = "incumbent"
+    checkpoint_input = "incumbent"

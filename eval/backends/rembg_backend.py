@@ -16,6 +16,10 @@ from eval.errors import GateInputError
 class RembgBackend(Backend):
     name = "rembg"
 
+    @classmethod
+    def for_run(cls, options, inputs):
+        return cls(inputs.baseline_config, options.torch_threads)
+
     def __init__(self, config, torch_threads=1):
         runtime.prepare(torch_threads)
         import onnxruntime

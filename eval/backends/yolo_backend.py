@@ -159,6 +159,14 @@ def _training_imgsz(state, where):
 
 class YoloSegBackend(Backend):
     name = "candidate"
+    checkpoint_input = "checkpoint"  # the eval.roles.ModelInputs field naming this role's checkpoint
+
+    @classmethod
+    def for_run(cls, options, inputs):
+        checkpoint = getattr(inputs, cls.checkpoint_input)
+        if checkpoint is None:
+            return None
+        return cls(checkpoint, options.conf, options.imgsz, options.device, options.torch_threads)
 
     def __init__(self, checkpoint, conf=0.25, imgsz=0, device="cpu", torch_threads=1):
         """`imgsz` 0 means the checkpoint's training image size."""

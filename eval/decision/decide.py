@@ -13,7 +13,9 @@ import dataclasses
 from eval.decision import statistics
 from eval.inputs.criteria import ALL, CONFIDENCE, EACH
 from eval.measures import MAX, MIN, Measure, min_images_to_pass
-from eval.scoring.scores import BASELINE, CANDIDATE, INCUMBENT, round_metric, within  # noqa: F401 (re-exported)
+from eval import roles
+from eval.roles import BASELINE, CANDIDATE
+from eval.scoring.scores import within
 
 PASS, FAIL, INSUFFICIENT, INCONCLUSIVE = "pass", "fail", "insufficient_data", "inconclusive"
 COMPLETENESS_ID = "evaluation_complete"
@@ -73,10 +75,10 @@ EXAMPLE_VALUES_WARNING = ("warning: the success criteria file is marked example_
                           "not the locked #413 values, so this recommendation is not valid for a production promotion")
 
 
-# What the report and the CLIs say when an incumbent ran but no criterion reads it.
-INCUMBENT_UNUSED_WARNING = ("note: an incumbent was evaluated but no criterion compares the candidate with it "
-                            "(`vs: incumbent`), so it plays no part in this decision: a candidate worse than the "
-                            "incumbent can still be a go")
+def unused_warning(name):
+    """What the CLIs print when backend `name` ran but no criterion reads it (the report says it too)."""
+    return (f"note: the {name} was evaluated but no criterion compares the candidate with it (`vs: {name}`), so "
+            f"it plays no part in this decision: a candidate worse than the {name} can still be a go")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,12 +87,14 @@ class Decision:
     deciding: CriterionResult
     results: tuple
     rule: object = None  # eval.inputs.criteria.DecisionRule
-    incumbent_ran: bool = False  # an incumbent's aggregates were there to decide on
+    ran: tuple = ()  # the backends whose aggregates were there to decide on, in column order
 
     @property
-    def incumbent_unused(self):
-        """An incumbent ran and no criterion compares the candidate with it (INCUMBENT_UNUSED_WARNING)."""
-        return self.incumbent_ran and not any(r.vs == INCUMBENT for r in self.results)
+    def unused(self):
+        """The references beside rembg (the incumbent, an added role) that ran but no criterion compares the
+        candidate with: each plays no part in the decision (unused_warning)."""
+        read = {r.vs for r in self.results}
+        return tuple(name for name in roles.comparators(self.ran) if name in roles.references() and name not in read)
 
     @property
     def headline(self):
@@ -272,8 +276,8 @@ def decide(criteria, aggregates, n_not_evaluated):
         results.extend(_measure(criterion, c, table, criteria) for c in classes)
     if rule.kind == CONFIDENCE and rule.holm:
         results = _holm(results, rule.level)
-    incumbent_ran = any(a.source_backend == INCUMBENT for a in aggregates)
+    ran = tuple(roles.ordered({a.source_backend for a in aggregates}))
     failed = [(_miss_rank(r, k), r) for k, r in enumerate(results) if not r.passed]
     if failed:
-        return Decision("no-go", min(failed, key=lambda pair: pair[0])[1], tuple(results), rule, incumbent_ran)
-    return Decision("go", results[1] if len(results) > 1 else results[0], tuple(results), rule, incumbent_ran)
+        return Decision("no-go", min(failed, key=lambda pair: pair[0])[1], tuple(results), rule, ran)
+    return Decision("go", results[1] if len(results) > 1 else results[0], tuple(results), rule, ran)

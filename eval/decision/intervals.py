@@ -15,8 +15,9 @@ import numpy as np
 
 from eval.decision import statistics
 from eval.inputs.criteria import ALL
-from eval.measures import MEAN, RATE, REFERENCES, interval_metrics, regression_name, value_name
-from eval.scoring.scores import BASELINE
+from eval import roles
+from eval.measures import MEAN, RATE, interval_metrics, regression_name, value_name
+from eval.roles import BASELINE
 
 
 def _group_intervals(rows, level, metrics):
@@ -29,7 +30,7 @@ def _group_intervals(rows, level, metrics):
         for b in backends:
             columns.append((b, value_name(metric, MEAN), values[b], (0.0, 1.0)))
             columns.extend((b, regression_name(metric, reference), values[reference] - values[b], (-1.0, 1.0))
-                           for reference in REFERENCES if reference in rows and b not in (reference, BASELINE))
+                           for reference in roles.references() if reference in rows and b not in (reference, BASELINE))
     bounds = statistics.mean_bounds(np.stack([c[2] for c in columns]), level, [c[3] for c in columns])
     out = {b: {} for b in backends}
     for (b, name, _, _), interval in zip(columns, bounds):

@@ -14,10 +14,10 @@ import re
 
 import re2
 
-from eval import measures
+from eval import measures, roles
 from eval.errors import GateInputError
 from eval.inputs.yaml_config import load_yaml
-from eval.measures import CONFIDENCE, LEGACY_KINDS, POINT, REFERENCES, Measure
+from eval.measures import CONFIDENCE, LEGACY_KINDS, POINT, Measure
 
 CORPORA = ("test", "flagged")
 ALL = "all"
@@ -40,13 +40,22 @@ def _criterion_schema(measure):
             "properties": {**_WHERE, **measure}}
 
 
-# A criterion names its measure (eval.measures) by a `kind` in schema_version 1 and 2, by its parts in 3.
-_CRITERION = {
-    2: _criterion_schema({"kind": {"enum": list(LEGACY_KINDS)}, "vs": {"enum": list(REFERENCES)}}),
-    3: _criterion_schema({"metric": {"enum": list(measures.METRICS)}, "statistic": {"enum": list(measures.STATISTICS)},
-                          "bound": {"enum": [measures.MIN, measures.MAX]}, "vs": {"enum": [None, *REFERENCES]}}),
-}
-SCHEMA = {
+def schema():
+    """The criteria file's JSON schema. A criterion names its measure (eval.measures) by a `kind` in
+    schema_version 1 and 2, by its parts in 3; `vs` names a reference role (eval.roles), read when a file is
+    loaded so that a role added to the registry is one a criterion may name."""
+    references = list(roles.references())
+    criterion = {
+        2: _criterion_schema({"kind": {"enum": list(LEGACY_KINDS)}, "vs": {"enum": references}}),
+        3: _criterion_schema({"metric": {"enum": list(measures.METRICS)},
+                              "statistic": {"enum": list(measures.STATISTICS)},
+                              "bound": {"enum": [measures.MIN, measures.MAX]}, "vs": {"enum": [None, *references]}}),
+    }
+    return {**_SCHEMA, "then": {"properties": {"criteria": {"items": criterion[3]}}},
+            "else": {"properties": {"criteria": {"items": criterion[2]}}}}
+
+
+_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "required": ["schema_version", "example_values", "iou_pass_threshold", "min_images",
@@ -91,11 +100,9 @@ SCHEMA = {
                 },
             },
         }},
-        "criteria": {"type": "array", "minItems": 1},  # items: _CRITERION[schema_version], below
+        "criteria": {"type": "array", "minItems": 1},  # items: by schema_version (schema())
     },
     "if": {"properties": {"schema_version": {"const": 3}}},
-    "then": {"properties": {"criteria": {"items": _CRITERION[3]}}},
-    "else": {"properties": {"criteria": {"items": _CRITERION[2]}}},
 }
 
 
@@ -137,7 +144,7 @@ class Criterion:
     kind: str | None = None  # the schema_version 1 or 2 name of `measure`; None in schema_version 3
 
     @classmethod
-    def of_kind(cls, id, kind, corpus, failure_class, threshold, vs=REFERENCES[0]):
+    def of_kind(cls, id, kind, corpus, failure_class, threshold, vs=roles.BASELINE):
         """A criterion as schema_version 1 and 2 write it (`vs`: a regression kind's reference)."""
         return cls(id, measures.legacy_measure(kind, vs), corpus, failure_class, threshold, kind)
 
@@ -257,7 +264,7 @@ def _criterion(raw, rule, path):
         if "vs" in raw and measures.legacy_measure(raw["kind"]).vs is None:
             raise GateInputError(path, f"criterion {raw['id']!r}: `vs` names the reference of a regression; kind "
                                        f"{raw['kind']!r} measures the candidate alone")
-        return Criterion.of_kind(**where, kind=raw["kind"], vs=raw.get("vs", REFERENCES[0]))
+        return Criterion.of_kind(**where, kind=raw["kind"], vs=raw.get("vs", roles.BASELINE))
     measure = Measure(raw["metric"], raw["statistic"], raw["bound"], raw.get("vs"))
     problem = measure.problem(rule.kind)
     if problem:
@@ -267,7 +274,7 @@ def _criterion(raw, rule, path):
 
 def load_criteria(path):
     """Parse and cross-check the criteria file at `path`."""
-    data, digest = load_yaml(path, SCHEMA)
+    data, digest = load_yaml(path, schema())
     rule = _decision_rule(data, path)
     classes = tuple(_failure_class(raw, path) for raw in data["failure_classes"])
     _unique([c.id for c in classes], "failure class", path)

@@ -12,6 +12,8 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from eval import roles
+from eval.roles import BASELINE, CANDIDATE
 from eval.scoring.scores import round_metric
 
 THUMB_HEIGHT = 256  # panel tiles are at least this high, whatever the photo's size
@@ -37,9 +39,8 @@ class GalleryCase:
     candidate_iou: float
     baseline_boundary_iou: float
     candidate_boundary_iou: float
-    thumbnails: tuple  # (photo, truth, baseline, candidate[, incumbent]) as small arrays
-    incumbent_iou: float | None = None  # when an incumbent ran: shown beside the candidate
-    incumbent_boundary_iou: float | None = None
+    thumbnails: tuple  # (photo, truth, baseline, candidate, *one per comparator) as small arrays
+    comparators: tuple = ()  # (backend name, mask IoU, Boundary IoU) per comparator (eval.roles), in column order
 
     @property
     def delta(self):
@@ -59,13 +60,15 @@ def _thumb(array, height=THUMB_HEIGHT, reducing_gap=None):
                                  else Image.Resampling.BILINEAR, reducing_gap=reducing_gap))
 
 
-def make_case(baseline, candidate, image, truth, baseline_mask, candidate_mask, incumbent=None):
-    """A case from one image's ImageScores (rembg, candidate), its photo, truth and both masks; `incumbent`
-    is (ImageScore, mask) when an incumbent ran."""
-    masks = (image, truth, baseline_mask, candidate_mask) + ((incumbent[1],) if incumbent else ())
+def make_case(scored, image, truth, masks):
+    """A case from one image's ImageScores and masks, each by backend name, its photo and truth: rembg and the
+    candidate, then every comparator (eval.roles.comparators) that scored it."""
+    baseline, candidate = scored[BASELINE], scored[CANDIDATE]
+    others = roles.comparators(scored)
+    thumbnails = (image, truth, masks[BASELINE], masks[CANDIDATE], *(masks[name] for name in others))
     return GalleryCase(candidate.corpus, candidate.image_id, baseline.mask_iou, candidate.mask_iou,
-                       baseline.boundary_iou, candidate.boundary_iou, tuple(_thumb(m) for m in masks),
-                       *((incumbent[0].mask_iou, incumbent[0].boundary_iou) if incumbent else ()))
+                       baseline.boundary_iou, candidate.boundary_iou, tuple(_thumb(m) for m in thumbnails),
+                       tuple((name, scored[name].mask_iou, scored[name].boundary_iou) for name in others))
 
 
 class GalleryPicker:
@@ -141,18 +144,17 @@ def _font(size):
 
 
 def render_panel(case):
-    """PNG bytes: photo | ground truth | rembg | candidate [| incumbent], each captioned with its IoUs, and the
-    legend."""
-    photo, truth, baseline, candidate, *incumbent = case.thumbnails
+    """PNG bytes: photo | ground truth | rembg | candidate [| each comparator], each captioned with its IoUs, and
+    the legend."""
+    photo, truth, baseline, candidate, *others = case.thumbnails
     truth_tile = np.where(truth[..., None], photo, (photo * 0.2).astype(np.uint8))
     tiles = [(photo, ("photo", "")), (truth_tile, ("ground truth", "")),
              (_overlay(photo, baseline, truth),
               (f"rembg: IoU {case.baseline_iou:.3f}", f"Boundary IoU {case.baseline_boundary_iou:.3f}")),
              (_overlay(photo, candidate, truth),
               (f"candidate: IoU {case.candidate_iou:.3f}", f"Boundary IoU {case.candidate_boundary_iou:.3f}"))]
-    tiles += [(_overlay(photo, mask, truth),
-               (f"incumbent: IoU {case.incumbent_iou:.3f}", f"Boundary IoU {case.incumbent_boundary_iou:.3f}"))
-              for mask in incumbent]
+    tiles += [(_overlay(photo, mask, truth), (f"{name}: IoU {iou:.3f}", f"Boundary IoU {boundary:.3f}"))
+              for mask, (name, iou, boundary) in zip(others, case.comparators)]
     font, line, gap = _font(13), 17, 6
     caption = 2 * line
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))

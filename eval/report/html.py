@@ -13,12 +13,10 @@ id, note or file name can inject markup or forge a line. The bytes depend only o
 
 import base64
 
-from eval import sanitise
-from eval.decision.decide import BASELINE, CANDIDATE, INCUMBENT, recommendation_line
+from eval import roles, sanitise
+from eval.decision.decide import recommendation_line
 from eval.report import gallery as gallery_lib
-
-
-_BACKENDS = (BASELINE, CANDIDATE, INCUMBENT)  # column order
+from eval.roles import BASELINE, CANDIDATE
 
 
 def _base64(data):
@@ -50,7 +48,7 @@ def report_html(result, title, environment, rule_text, forest_png, gallery):
     text = environment.get_template("report.html.j2").render(
         title=title, result=result, decision=decision, prov=result.provenance, rule_text=rule_text,
         forest=forest_png and _base64(forest_png), images=images,
-        backends=sorted({s.source_backend for s in result.scores}, key=_BACKENDS.index),
+        backends=roles.ordered({s.source_backend for s in result.scores}),
         corpora=sorted({i["corpus"] for i in images}), classes=sorted({c for i in images for c in i["classes"]}),
         n_not_evaluated=len(result.not_evaluated), strip_height=gallery_lib.STRIP_HEIGHT,
         gallery=[(heading, [{"corpus": case.corpus, "image_id": case.image_id, "delta": case.delta,

@@ -13,13 +13,14 @@ import json
 
 import jinja2
 
-from eval import sanitise
-from eval.decision.decide import BASELINE, CANDIDATE, COMPLETENESS_ID, INCUMBENT
+from eval import roles, sanitise
+from eval.decision.decide import COMPLETENESS_ID
 from eval.inputs.criteria import CONFIDENCE
 from eval.measures import MAX, MEAN, RATE, Measure, min_images_to_pass, regression_name, value_name
 from eval.report import artifacts, forest
 from eval.report import gallery as gallery_lib
 from eval.report import html
+from eval.roles import BASELINE, CANDIDATE
 from eval.scoring import class_audit
 from eval.scoring.scores import round_metric
 
@@ -125,27 +126,26 @@ def _improvement(intervals, reference):
     return regression and dataclasses.replace(regression, lower=-regression.upper, upper=-regression.lower)
 
 
-def _incumbent_columns(incumbent, cand):
-    """The incumbent's cells of a side-by-side row (None where no incumbent ran)."""
-    if incumbent is None:
-        return {"inc_iou": None, "delta_inc_iou": None, "delta_inc_ci": None, "inc_pass": None,
-                "delta_inc_pass": None}
-    return {"inc_iou": incumbent.mask_iou["mean"], "delta_inc_iou": cand.mask_iou["mean"] - incumbent.mask_iou["mean"],
-            "delta_inc_ci": _improvement(cand.intervals, INCUMBENT),
-            "inc_pass": incumbent.pass_rate, "delta_inc_pass": cand.pass_rate - incumbent.pass_rate}
+def _comparator_columns(name, other, cand):
+    """A comparator's cells of a side-by-side row. Every backend scores the images the candidate does (see
+    eval.gate.score_items), so `other` has an aggregate wherever the candidate has one."""
+    return {"name": name, "iou": other.mask_iou["mean"], "delta_iou": cand.mask_iou["mean"] - other.mask_iou["mean"],
+            "delta_ci": _improvement(cand.intervals, name),
+            "pass": other.pass_rate, "delta_pass": cand.pass_rate - other.pass_rate}
 
 
 def _side_by_side(result):
-    """Rows of (corpus, class, n, rembg, candidate [and incumbent] metrics, deltas), ordered by the decision's
-    needs."""
+    """Rows of (corpus, class, n, rembg and candidate metrics, deltas, and the cells of every comparator:
+    eval.roles.comparators), ordered by the decision's needs."""
     table = {a.key: a for a in result.aggregates}
+    comparators = roles.comparators(result.decision.ran)
     rows = []
     for (backend, corpus, failure_class), cand in sorted(table.items()):
         base = table.get((BASELINE, corpus, failure_class))
         if backend != CANDIDATE or base is None:
             continue
         rows.append({
-            **_incumbent_columns(table.get((INCUMBENT, corpus, failure_class)), cand),
+            "vs": [_comparator_columns(name, table[name, corpus, failure_class], cand) for name in comparators],
             "corpus": corpus, "failure_class": failure_class, "n": cand.n_images,
             "base_iou": base.mask_iou["mean"], "cand_iou": cand.mask_iou["mean"],
             "delta_iou": cand.mask_iou["mean"] - base.mask_iou["mean"],
@@ -254,7 +254,7 @@ def report_markdown(result, title):
         rule_text=rule_text(result.decision.rule), forest=FOREST_FILE if forest_rows(result) else None,
         rows=_side_by_side(result), best=best, worst=worst, exclusions=_exclusion_summary(result.exclusions),
         n_excluded=len(result.exclusions), audit_examples=class_audit.EXAMPLES,
-        incumbent=any(a.source_backend == INCUMBENT for a in result.aggregates),
+        comparators=roles.comparators(result.decision.ran),
         min_improvement=gallery_lib.MIN_IMPROVEMENT, promise=PROMISE,
         min_images=_min_images_rows(result.decision.results, result.decision.rule), label_next=LABEL_NEXT_FILE,
         label_shown=LABEL_NEXT_SHOWN)

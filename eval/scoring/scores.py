@@ -15,8 +15,6 @@ from eval.scoring import metrics
 
 DECIMALS = 6
 FLOAT_NOISE = 1e-12
-# ImageScore.source_backend values: the candidate, the production baseline, the optional incumbent checkpoint.
-CANDIDATE, BASELINE, INCUMBENT = "candidate", "rembg", "incumbent"
 
 
 def within(margin):
