@@ -22,7 +22,7 @@ from eval.report.render import markdown_text
 from eval.roles import BASELINE, CANDIDATE, INCUMBENT
 from eval.scoring.class_audit import audit_classes
 from eval.scoring.scores import aggregate, image_score
-from tests.support import CRITERIA, DEMO_REPORT, VALID_CRITERIA, criteria_file
+from tests.support import CRITERIA, DEMO_REPORT, VALID_CRITERIA, criteria_file, gate_result
 
 
 @pytest.mark.parametrize("raw, rendered", [
@@ -208,9 +208,6 @@ def test_forest_greys_are_distinct_and_no_cell_says_minus_zero():
     assert "nothing worth calling an improvement" in _report(_result())  # the gallery has no pick
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
-
 
 def test_metrics_json_names_a_v3_measure_and_keeps_the_v1_v2_record_as_it_was():
     """A version 1/2 criterion's record is its `kind` alone (the committed reports' bytes); a version 3
@@ -227,3 +224,10 @@ def test_metrics_json_names_a_v3_measure_and_keeps_the_v1_v2_record_as_it_was():
     assert not {"metric", "statistic", "bound"} & set(old_record)
     assert new_record["kind"] is None and "measure" not in new_record
     assert (new_record["metric"], new_record["statistic"], new_record["bound"]) == ("precision", "mean", "min")
+    # and the file the gate writes holds it: metrics.json is checked against its schema as it is written
+    document = json.loads(render.metrics_json(gate_result(scores, criteria)))
+    assert [r.get("metric") for r in document["criteria_results"]] == [None, None, "precision"]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
