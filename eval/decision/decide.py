@@ -10,10 +10,10 @@ the threshold, fails when its lower bound is beyond it, and is otherwise inconcl
 
 import dataclasses
 
+from eval import roles
 from eval.decision import statistics
 from eval.inputs.criteria import ALL, CONFIDENCE, EACH
 from eval.measures import MAX, MIN, Measure, min_images_to_pass
-from eval import roles
 from eval.roles import BASELINE, CANDIDATE
 from eval.scoring.scores import within
 
