@@ -58,6 +58,9 @@ def test_a_fourth_backend_is_in_every_table_interval_and_criterion(fourth_role):
     assert f"| {name} mask IoU | Δ vs {name} | Δ vs {name} interval |" in report
     assert f"| {name} pass | Δ pass vs {name} |" in report
     assert f"Panels: photo, ground truth, rembg, candidate, {name}." in report
+    forest = f"forest-{NAME}.png"  # a criterion measures against it: its own forest plot beside rembg's
+    assert f"![forest plot vs {name}]({forest})" in report and (out / forest).read_bytes().startswith(b"\x89PNG")
+    assert forest in json.loads((out / "manifest.json").read_text())["files"]
     html = (out / "report.html").read_text()
     assert f"<th>{NAME} IoU</th>" in html and f"candidate | {NAME}" in html
     assert (pipeline.runtime.cache_dir() / ROLE.cache).is_dir()  # its masks are cached like every backend's
@@ -69,6 +72,7 @@ def test_a_reference_no_criterion_reads_is_said_to_decide_nothing(fourth_role):
     report = (out / "report.md").read_text()
     assert f"**The {markdown_text(NAME)} plays no part in this decision.**" in report
     assert f'id="{NAME}-unused"' in (out / "report.html").read_text()
+    assert not (out / f"forest-{NAME}.png").exists()  # no criterion against it: no threshold to plot
 
 
 if __name__ == "__main__":

@@ -39,15 +39,15 @@ def _images(result):
     return images
 
 
-def report_html(result, title, environment, rule_text, forest_png, gallery):
+def report_html(result, title, environment, rule_text, forests, gallery):
     """report.html's bytes. eval.report.render supplies its template `environment` (autoescaping), the decision
-    rule's paragraph, the forest plot's PNG (or None) and the gallery as [(heading, [(GalleryCase, PNG)])]."""
+    rule's paragraph, the forest plots as [(reference, PNG)] and the gallery as [(heading, [(GalleryCase, PNG)])]."""
     environment.finalize = lambda value: sanitise.text(value) if isinstance(value, str) else value
     images = _images(result)
     decision = result.decision
     text = environment.get_template("report.html.j2").render(
         title=title, result=result, decision=decision, prov=result.provenance, rule_text=rule_text,
-        forest=forest_png and _base64(forest_png), images=images,
+        forests=[(reference, _base64(png)) for reference, png in forests], baseline=BASELINE, images=images,
         backends=roles.ordered({s.source_backend for s in result.scores}),
         corpora=sorted({i["corpus"] for i in images}), classes=sorted({c for i in images for c in i["classes"]}),
         n_not_evaluated=len(result.not_evaluated), strip_height=gallery_lib.STRIP_HEIGHT,

@@ -251,7 +251,8 @@ def report_markdown(result, title):
     worst = gallery_entries(result.gallery_worst, "regression")
     text = template_environment().get_template("report.md.j2").render(
         title=title, result=result, decision=result.decision, prov=result.provenance,
-        rule_text=rule_text(result.decision.rule), forest=FOREST_FILE if forest_rows(result) else None,
+        rule_text=rule_text(result.decision.rule),
+        forests=[(reference, name) for reference, name, _ in forest_plots(result)],
         rows=_side_by_side(result), best=best, worst=worst, exclusions=_exclusion_summary(result.exclusions),
         n_excluded=len(result.exclusions), audit_examples=class_audit.EXAMPLES,
         comparators=roles.comparators(result.decision.ran),
@@ -269,13 +270,30 @@ def gallery_files(result):
 
 
 FOREST_FILE = "forest.png"
-_FOREST_MEASURE = Measure("mask_iou", MEAN, MAX, BASELINE)  # the criterion a forest row shows: mean-IoU regression
 
 
-def forest_rows(result):
-    """Forest-plot rows: candidate - rembg mean IoU per corpus and class, with the regression criterion
-    that reads it (threshold) and the worst status of every criterion on it, in the report's table order;
-    then a row per class a criterion names that has no image."""
+def forest_plots(result):
+    """[(reference, file name, rows)] of the forest plots a report shows: candidate - rembg, then candidate -
+    each other reference (eval.roles) a criterion measures against, each when it has a row."""
+    read = {r.vs for r in result.decision.results}
+    references = [BASELINE, *(name for name in roles.comparators(result.decision.ran) if name in read)]
+    plots = [(reference, FOREST_FILE if reference == BASELINE else f"forest-{reference}.png",
+              forest_rows(result, reference)) for reference in references]
+    return [plot for plot in plots if plot[2]]
+
+
+def _delta(row, reference):
+    """A side-by-side row's candidate - `reference` mean IoU and its interval."""
+    if reference == BASELINE:
+        return row["delta_iou"], row["delta_ci"]
+    cells = next(c for c in row["vs"] if c["name"] == reference)
+    return cells["delta_iou"], cells["delta_ci"]
+
+
+def forest_rows(result, reference=BASELINE):
+    """Forest-plot rows: candidate - `reference` mean IoU per corpus and class, with the regression criterion
+    against it that reads it (threshold) and the worst status of every criterion on it, in the report's table
+    order; then a row per class a criterion names that has no image."""
     on_row = {}
     for r in result.decision.results:
         if r.id != COMPLETENESS_ID:
@@ -284,17 +302,19 @@ def forest_rows(result):
     for row in _side_by_side(result):
         key = (row["corpus"], row["failure_class"])
         shown.add(key)
-        if row["delta_ci"] is None:
+        delta, interval = _delta(row, reference)
+        if interval is None:
             continue
         rows.append(_forest_row(f"{row['corpus']} / {sanitise.text(row['failure_class'])} (n={row['n']})",
-                                on_row.get(key, ()), row["delta_iou"], row["delta_ci"]))
-    rows.extend(_forest_row(f"{corpus} / {sanitise.text(failure_class)} (n=0)", results)
+                                on_row.get(key, ()), reference, delta, interval))
+    rows.extend(_forest_row(f"{corpus} / {sanitise.text(failure_class)} (n=0)", results, reference)
                 for (corpus, failure_class), results in on_row.items() if (corpus, failure_class) not in shown)
     return rows
 
 
-def _forest_row(label, results, estimate=None, interval=None):
-    regression = next((r for r in results if r.measure == _FOREST_MEASURE), None)
+def _forest_row(label, results, reference, estimate=None, interval=None):
+    shown = Measure("mask_iou", MEAN, MAX, reference)  # the criterion a forest row shows: mean-IoU regression
+    regression = next((r for r in results if r.measure == shown), None)
     statuses = {r.status for r in results}
     status = next((s for s in forest.WORST_FIRST if s in statuses), None)
     return forest.ForestRow(label, estimate, interval and interval.lower, interval and interval.upper,
@@ -303,14 +323,15 @@ def _forest_row(label, results, estimate=None, interval=None):
 
 def render_all(result, title):
     """Every output file of a run as {relative path: bytes}: report.html inlines the plot and the gallery."""
-    rows = forest_rows(result)
-    plot = {FOREST_FILE: forest.render_forest(rows, result.decision.rule.level)} if rows else {}
+    plots = [(reference, name, forest.render_forest(rows, result.decision.rule.level))
+             for reference, name, rows in forest_plots(result)]
     files = {"metrics.json": metrics_json(result), "per_image.csv": per_image_csv(result),
-             LABEL_NEXT_FILE: label_next_csv(result),
-             "report.md": report_markdown(result, title), **plot, **gallery_files(result)}
+             LABEL_NEXT_FILE: label_next_csv(result), "report.md": report_markdown(result, title),
+             **{name: png for _, name, png in plots}, **gallery_files(result)}
     gallery = [(heading, [(e["case"], files[e["file"]]) for e in gallery_entries(cases, kind)])
                for heading, cases, kind in (("Largest improvements", result.gallery_best, "improvement"),
                                             ("Worst regressions", result.gallery_worst, "regression"))]
     page = html.report_html(result, title, template_environment(autoescape=True),
-                            _html_rule_text(result.decision.rule), plot.get(FOREST_FILE), gallery)
+                            _html_rule_text(result.decision.rule), [(reference, png) for reference, _, png in plots],
+                            gallery)
     return {**files, "report.html": page}
