@@ -116,7 +116,8 @@ def _return_big_buffers_to_the_os():
     frees one it raises the threshold to that block's size (up to 32 MiB): from then on such buffers come
     from the heap arenas, where freed space between live blocks stays in the process, split among the
     threads' arenas, and peak RSS grows with every new size and thread seen. A fixed threshold also ends
-    that adjustment. Allocation only: no computed value changes.
+    that adjustment. The price is fresh pages from the kernel for each such buffer, small next to the work
+    done on megabytes of pixels. Allocation only: no computed value changes.
     """
     if platform.libc_ver()[0] == "glibc":
         ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)

@@ -12,8 +12,8 @@ The scored mask is the union of the instance masks ultralytics' `retina_masks` p
 Left to ultralytics, every instance's logits are upsampled to the whole photo (48 MB of floats per instance
 at 12 Mpixel, most of it then zeroed by the box) and all instances' masks are held at once; here each
 instance's logits are computed over its box only, with the same float operations, and OR-ed into one
-photo-sized mask (instance_or): memory per photo is one mask plus one box's columns of floats, whatever the number of
-detections, time follows the boxes' area, and every pixel is the same as ultralytics'.
+photo-sized mask (instance_or): memory per photo is one mask plus the floats of one box's columns, whatever
+the number of detections, time follows the boxes' area, and every pixel is the same as ultralytics'.
 """
 
 import functools
