@@ -628,8 +628,8 @@ def _report(n, shape, checkpoint_label, runs, kernel, scaled, scale):
     if n < PROJECT_TO:
         lines += ["", f"projection to {PROJECT_TO} images (an estimate, not a measurement: this run's fixed costs, "
                   "setup + rendering, plus its per-image seconds x N)"] + _projection(n, cs, ws, ns, PROJECT_TO)
-    lines += ["", "naive script = per image: PIL decode, rembg.remove(session=new_session(production config)), "
-              "YOLO(checkpoint).predict(retina_masks=True), numpy IoU; a CSV at the end.",
+    lines += ["", "naive script = per image: PIL decode, rembg.remove(session=new_session(the gate's session "
+              "settings)), YOLO(checkpoint).predict(retina_masks=True), numpy IoU; a CSV at the end.",
               "totals exclude interpreter start and imports (same libraries for all three); 'forward passes' are "
               "the rembg.remove and YOLO predict calls."]
     return lines, failed
