@@ -272,22 +272,22 @@ def _naive_worker(spec):
     import numpy as np
     import onnxruntime
     import rembg
-    import yaml
     from PIL import Image, ImageOps
     from ultralytics import YOLO
 
     from eval import sanitise  # every CSV the project writes is guarded against formula injection
+    from eval.inputs.baseline_config import load_baseline_config
 
     clock = StageClock()
     with clock.stage("total"):
         with clock.stage("setup"):
-            config = yaml.safe_load(open(spec["baseline_config"]))
+            config = load_baseline_config(spec["baseline_config"])  # the gate's session settings, arena included
             options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = config["session"]["intra_op_num_threads"]
-            options.inter_op_num_threads = config["session"]["inter_op_num_threads"]
-            options.enable_cpu_mem_arena = config["session"].get("enable_cpu_mem_arena", True)
-            session = rembg.new_session(config["model"], sess_opts=options, providers=config["session"]["providers"])
-            remove_kwargs = config["remove"]
+            options.intra_op_num_threads = config.intra_op_num_threads
+            options.inter_op_num_threads = config.inter_op_num_threads
+            options.enable_cpu_mem_arena = config.enable_cpu_mem_arena
+            session = rembg.new_session(config.model, sess_opts=options, providers=list(config.providers))
+            remove_kwargs = dict(config.remove_kwargs)
             model = YOLO(spec["checkpoint"])
             rows = []
         for corpus, image_id, photo_path, mask_path in corpus_lib.pairs(spec["dataset"]):
@@ -296,7 +296,7 @@ def _naive_worker(spec):
                 truth = np.array(Image.open(mask_path).convert("L")) >= 128
             with clock.stage("baseline"), clock.stage("baseline_forward"):
                 cutout = rembg.remove(photo, session=session, **remove_kwargs)
-                baseline = np.array(cutout.convert("RGBA"))[..., 3] >= config["alpha_threshold"]
+                baseline = np.array(cutout.convert("RGBA"))[..., 3] >= config.alpha_threshold
             with clock.stage("candidate"):
                 result = model.predict(photo, conf=0.25, retina_masks=True, verbose=False)[0]
                 if result.masks is None:
@@ -507,7 +507,7 @@ def _stage_table(runs, n):
 
 
 def _compare_ious(gate_rows, naive_rows):
-    """Problems (empty when equal): pixel counts exactly, IoU at the gate's 6 decimals."""
+    """Problems (empty when equal): pixel counts and IoU exactly (both divide TP by the union, unrounded)."""
     gate = {tuple(r[:3]): r[3:] for r in gate_rows}
     naive = {tuple(r[:3]): r[3:] for r in naive_rows}
     problems = []
@@ -516,9 +516,9 @@ def _compare_ious(gate_rows, naive_rows):
                         f"only naive {sorted(naive.keys() - gate.keys())[:3]}")
     for key in sorted(gate.keys() & naive.keys()):
         (g_tp, g_pred, g_truth, g_iou), (n_tp, n_pred, n_truth, n_iou) = gate[key], naive[key]
-        if (g_tp, g_pred, g_truth) != (n_tp, n_pred, n_truth) or g_iou != round(n_iou, 6):
+        if (g_tp, g_pred, g_truth, g_iou) != (n_tp, n_pred, n_truth, n_iou):
             problems.append(f"{'/'.join(key)}: gate tp/pred/truth {g_tp}/{g_pred}/{g_truth} IoU {g_iou}, "
-                            f"naive {n_tp}/{n_pred}/{n_truth} IoU {n_iou:.6f}")
+                            f"naive {n_tp}/{n_pred}/{n_truth} IoU {n_iou}")
     return problems, len(gate)
 
 
@@ -628,8 +628,8 @@ def _report(n, shape, checkpoint_label, runs, kernel, scaled, scale):
     if n < PROJECT_TO:
         lines += ["", f"projection to {PROJECT_TO} images (an estimate, not a measurement: this run's fixed costs, "
                   "setup + rendering, plus its per-image seconds x N)"] + _projection(n, cs, ws, ns, PROJECT_TO)
-    lines += ["", "naive script = per image: PIL decode, rembg.remove(session=new_session(production config)), "
-              "YOLO(checkpoint).predict(retina_masks=True), numpy IoU; a CSV at the end.",
+    lines += ["", "naive script = per image: PIL decode, rembg.remove(session=new_session(the gate's session "
+              "settings)), YOLO(checkpoint).predict(retina_masks=True), numpy IoU; a CSV at the end.",
               "totals exclude interpreter start and imports (same libraries for all three); 'forward passes' are "
               "the rembg.remove and YOLO predict calls."]
     return lines, failed

@@ -83,6 +83,58 @@ def test_ultralytics_own_mixed_batch_letterbox_would_change_masks(photos):
     assert not all(_equal(a, b) for a, b in zip(alone, batched))
 
 
+@pytest.mark.parametrize("content, shape", [
+    ((120, 160), (3024, 4032)), ((160, 120), (4032, 3024)),  # phone photos, both ways up
+    ((224, 256), (171, 199)), ((37, 91), (1000, 333)),  # smaller than the content; odd sizes
+    ((100, 80), (100, 433)), ((60, 433), (250, 433)),  # one side already at size
+])
+def test_resized_columns_are_torchs_bilinear_resize_bit_for_bit(content, shape):
+    import torch
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(sum(shape))
+    padded = torch.randn(content[0] + 3, content[1] + 5, generator=generator) * 4
+    image = padded[1:-2, 2:-3]  # a cut, not contiguous, as the letterbox content is
+    whole = F.interpolate(image[None, None], shape, mode="bilinear")[0, 0]
+    width = shape[1]
+    for start, stop in ((0, width), (0, 1), (width - 1, width), (width // 3, width // 2)):
+        part = yolo_backend.resized_columns(image, shape, (start, stop))
+        assert torch.equal(part.view(torch.int32), whole[:, start:stop].view(torch.int32)), (start, stop)
+
+
+@pytest.mark.parametrize("shape, imgsz, auto", [
+    ((3024, 4032), 640, True), ((4032, 3024), 640, True),  # phone photos; prototype logits upsampled 1x
+    ((3024, 4032), 256, False),  # a square letterbox: padding above and below
+    ((171, 199), 256, True), ((1000, 37), 320, True),  # odd sizes; upsampled 2x
+    ((300, 1000), 256, True), ((641, 479), 320, False),  # upsampled 4x
+    ((160, 160), 640, True),  # prototypes already the photo's size: no resize
+])
+def test_instance_masks_are_ultralytics_process_mask_native_pixel_for_pixel(shape, imgsz, auto):
+    import torch
+    from ultralytics.data.augment import LetterBox
+    from ultralytics.utils import ops
+
+    height, width = shape
+    letterboxed = LetterBox((imgsz, imgsz), auto=auto, stride=32)(image=np.zeros((*shape, 3), np.uint8)).shape
+    generator = torch.Generator().manual_seed(imgsz + width)
+    proto = torch.randn(32, letterboxed[0] // 4, letterboxed[1] // 4, generator=generator)
+    corners = torch.rand(6, 2, 2, generator=generator) * torch.tensor([width, height])
+    boxes = torch.tensor([
+        [0, 0, width, height], [-5.5, -3, width + 7, height + 2],  # the photo, and beyond its edges
+        [width - 0.5, height - 0.5, width, height], [2.5, 2.5, 3.5, 3.5],  # one pixel: the corner, inside
+        [3.2, 3.2, 3.7, 3.7], [width / 2, 0, width / 2, height],  # no pixel: inside one, and zero width
+        *torch.cat([corners.amin(1), corners.amax(1)], 1).tolist()])  # anywhere, fractional edges
+    coefficients = torch.randn(len(boxes), 32, generator=generator) * 0.5
+    for c, box in zip(coefficients, boxes):
+        expected = ops.process_mask_native(proto, c[None], box[None], shape)[0]
+        assert torch.equal(yolo_backend.instance_or(proto, c, box, torch.zeros(shape, dtype=torch.uint8)),
+                           expected), box.tolist()
+    union = torch.zeros(shape, dtype=torch.uint8)
+    for c, box in zip(coefficients, boxes):
+        yolo_backend.instance_or(proto, c, box, union)
+    assert torch.equal(union, ops.process_mask_native(proto, coefficients, boxes, shape).amax(0))
+
+
 def _small_snapshot(root, add_photo=False):
     """The demo snapshot's first 12 test photos (all six sizes) and 6 CropRun rows, copied under `root`;
     with `add_photo`, one more test photo of yet another shape, whose id sorts first."""

@@ -173,11 +173,11 @@ def test_the_cpu_memory_arena_is_a_baseline_config_field_that_changes_no_mask(tm
     from eval.inputs.baseline_config import load_baseline_config
 
     text = BASELINE_CONFIG.read_text()
-    assert "enable_cpu_mem_arena" not in text  # production's new_session leaves onnxruntime's default: on
-    off = tmp_path / "arena-off.yaml"
-    arena_off = "  inter_op_num_threads: 1\n  enable_cpu_mem_arena: false\n"
-    off.write_text(text.replace("  inter_op_num_threads: 1\n", arena_off))
-    configs = [load_baseline_config(BASELINE_CONFIG), load_baseline_config(off)]
+    assert "enable_cpu_mem_arena" not in text  # absent: off (production's new_session leaves onnxruntime's on)
+    on = tmp_path / "arena-on.yaml"
+    threads = "  inter_op_num_threads: 1\n"
+    on.write_text(text.replace(threads, f"{threads}  enable_cpu_mem_arena: true\n"))
+    configs = [load_baseline_config(on), load_baseline_config(BASELINE_CONFIG)]
     assert [c.enable_cpu_mem_arena for c in configs] == [True, False] and configs[0].sha256 != configs[1].sha256
     pooled, unpooled = (RembgBackend(c, 1) for c in configs)
     assert [b._session.inner_session.get_session_options().enable_cpu_mem_arena for b in (pooled, unpooled)] == [

@@ -9,15 +9,16 @@ batched masks are the one-request masks (tested byte for byte), and batching kee
 
 The scored mask is the union of the instance masks ultralytics' `retina_masks` path computes
 (`ops.process_mask_native`: prototype logits upsampled to the photo, thresholded, cropped to the box).
-Left to ultralytics, every instance's full-resolution mask is held at once (N x 12 MB for a phone photo, then
-copied to numpy and thresholded again); here each instance runs through the same function alone and is
-OR-ed into one boolean photo-sized mask, so memory per photo is one mask plus one instance's float upsample,
-whatever the number of detections, and every pixel is the same as ultralytics' (the function is per-instance:
-ultralytics itself upsamples instances in chunks).
+Left to ultralytics, every instance's logits are upsampled to the whole photo (48 MB of floats per instance
+at 12 Mpixel, most of it then zeroed by the box) and all instances' masks are held at once; here each
+instance's logits are computed over its box only, with the same float operations, and OR-ed into one
+photo-sized mask (instance_or): memory per photo is one mask plus the floats of one box's columns, whatever
+the number of detections, time follows the boxes' area, and every pixel is the same as ultralytics'.
 """
 
 import functools
 import importlib.metadata
+import math
 import numbers
 import reprlib
 
@@ -73,6 +74,7 @@ def _one_request_predictor():
     Built on first use: ultralytics may only be imported after runtime.prepare(). Its results carry one
     mask, the union of the instances (see the module docstring), or none when nothing was found.
     """
+    import torch
     from ultralytics.engine.results import Results
     from ultralytics.models.yolo.segment import SegmentationPredictor
     from ultralytics.utils import ops
@@ -85,15 +87,72 @@ def _one_request_predictor():
             union = None
             if pred.shape[0]:  # request_settings fixes retina_masks=True
                 pred[:, :4] = ops.scale_boxes(img.shape[2:], pred[:, :4], orig_img.shape)
+                union = proto.new_zeros(orig_img.shape[:2], dtype=torch.uint8)  # 0/1, as ultralytics' masks
                 for coefficients, box in zip(pred[:, 6:], pred[:, :4]):
-                    # 0/1 uint8 (so "> MASK_THRESHOLD" is "== 1"), OR-ed in place without a bool copy
-                    instance = ops.process_mask_native(proto, coefficients[None], box[None], orig_img.shape[:2])[0]
-                    union = instance if union is None else union.bitwise_or_(instance)
+                    instance_or(proto, coefficients, box, union)
             return Results(orig_img, path=img_path, names=self.model.names, boxes=pred[:, :6],
                            masks=None if union is None else union[None])
 
     return OneRequestLetterbox
 
+
+def instance_or(proto, coefficients, box, union):
+    """OR one instance's mask into `union` (a photo-sized uint8 tensor, changed in place), computing only its box.
+
+    The mask is ultralytics' `ops.process_mask_native(proto, coefficients[None], box[None], union.shape)[0]`
+    pixel for pixel: prototype logits (first upsampled 2 or 4 times when the letterbox padding needs it), cut
+    to the letterboxed content, resized to the photo (bilinear, align_corners=False), > 0, cut to the box.
+    That function resizes to the whole photo (a 48 MB float tensor per instance at 12 Mpixel) and then zeroes
+    all but the box; here only the box's columns are resized (resized_columns) and only its pixels thresholded.
+    """
+    height, width = union.shape
+    # crop_mask keeps column r when x1 <= r < x2 (rows likewise): from ceil(x1) up to, not including, ceil(x2)
+    left, top, right, bottom = (min(max(math.ceil(edge), 0), size)
+                                for edge, size in zip(box.tolist(), (width, height, width, height)))
+    if left < right and top < bottom:
+        logits = box_logits(proto, coefficients, (height, width), (left, right))
+        union[top:bottom, left:right] |= logits[top:bottom] > 0
+    return union
+
+
+def box_logits(proto, coefficients, shape, columns):
+    """One instance's logits at photo resolution in the photo's columns [start, stop), every row: exactly the
+    values `ops.process_mask_native` thresholds there (see instance_or)."""
+    import torch.nn.functional as F
+
+    channels, proto_h, proto_w = proto.shape
+    height, width = shape
+    logits = (coefficients[None] @ proto.float().view(channels, -1)).view(1, 1, proto_h, proto_w)
+    # process_mask_native's smallest upsample (1, 2 or 4) that cuts the letterbox padding on whole pixels
+    gain = min(4 * proto_h / height, 4 * proto_w / width)
+    pad = (4 * proto_h - max(round(height * gain), 1)) | (4 * proto_w - max(round(width * gain), 1))
+    factor = 4 // math.gcd(4, pad | pad // 2)
+    if factor > 1:
+        logits = F.interpolate(logits, scale_factor=factor, mode="bilinear")
+    logits = logits[0, 0]
+    if logits.shape == shape:  # scale_masks returns masks of the photo's size as they are
+        return logits[:, columns[0]:columns[1]]
+    # scale_masks without ratio_pad: the padding is what the shapes leave, centred; cut it off, then resize
+    gain = min(logits.shape[0] / height, logits.shape[1] / width)
+    content_h, content_w = max(round(height * gain), 1), max(round(width * gain), 1)
+    top = round((logits.shape[0] - content_h) / 2 - 0.1)
+    left = round((logits.shape[1] - content_w) / 2 - 0.1)
+    return resized_columns(logits[top:top + content_h, left:left + content_w], shape, columns)
+
+
+def resized_columns(image, shape, columns):
+    """Columns [start, stop) of `F.interpolate(image[None, None], shape, mode="bilinear")[0, 0]`, bit for bit,
+    at the cost of those columns only (plus a resize of the rows to the new width).
+
+    torch computes a bilinear resize as a linear pass along the width and then one along the height; two
+    1-D `linear` resizes run the same float operations in the same order (tests/test_batch_invariance.py
+    checks it on the machine that runs them). The height pass is a resize along the last dimension, so it
+    runs on the chosen columns transposed; the result is their transposed view.
+    """
+    import torch.nn.functional as F
+
+    rows = F.interpolate(image[None], shape[1], mode="linear")[0, :, columns[0]:columns[1]]
+    return F.interpolate(rows.T[None], shape[0], mode="linear")[0].T
 
 def load_yolo(checkpoint):
     """The ultralytics YOLO object for a resolved Checkpoint, built from its bytes without opening any file.

@@ -22,9 +22,11 @@ SCHEMA = {
                 "providers": {"type": "array", "minItems": 1, "items": {"type": "string"}},
                 "intra_op_num_threads": {"type": "integer", "minimum": 1},
                 "inter_op_num_threads": {"type": "integer", "minimum": 1},
-                # onnxruntime's CPU memory arena (its default, and production's, is on). Off returns each
-                # inference's buffers to the allocator instead of pooling them: less peak memory with 12-Mpixel
-                # photos side by side, the same masks (an allocator setting, no arithmetic changes).
+                # onnxruntime's CPU memory arena; absent means off. onnxruntime's default, and so production's,
+                # is on: the arena pools every inference's buffers and keeps them, sized by the largest photo
+                # seen, per session thread. Off returns them to the allocator: peak memory with 12-Mpixel photos
+                # side by side stays under the gate's budget, and the masks are the same (an allocator setting,
+                # no arithmetic changes).
                 "enable_cpu_mem_arena": {"type": "boolean"},
             },
         },
@@ -59,7 +61,7 @@ class BaselineConfig:
     inter_op_num_threads: int
     remove_kwargs: tuple  # sorted (name, value) pairs passed to rembg.remove
     alpha_threshold: int
-    enable_cpu_mem_arena: bool = True  # onnxruntime's default, what production's new_session uses
+    enable_cpu_mem_arena: bool = False  # production's new_session leaves it on; the same masks either way
 
 
 def load_baseline_config(path):
@@ -68,4 +70,4 @@ def load_baseline_config(path):
     return BaselineConfig(str(path), digest, data["model"], data["model_md5"], tuple(session["providers"]),
                           session["intra_op_num_threads"], session["inter_op_num_threads"],
                           tuple(sorted(data["remove"].items())), data["alpha_threshold"],
-                          session.get("enable_cpu_mem_arena", True))
+                          session.get("enable_cpu_mem_arena", False))
