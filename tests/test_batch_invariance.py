@@ -100,8 +100,10 @@ def test_resized_columns_are_torchs_bilinear_resize_bit_for_bit(content, shape):
     for start, stop in ((0, width), (0, 1), (width - 1, width), (width // 3, width // 2)):
         part = yolo_backend.resized_columns(image, shape, (start, stop))
         assert torch.equal(part.view(torch.int32), whole[:, start:stop].view(torch.int32)), (start, stop)
+    assert yolo_backend.separable_resize_is_exact("cpu")  # the gate's own check agrees: the box-only path runs
 
 
+@pytest.mark.parametrize("exact", [True, False])  # False: a device whose resize does not split (the fallback)
 @pytest.mark.parametrize("shape, imgsz, auto", [
     ((3024, 4032), 640, True), ((4032, 3024), 640, True),  # phone photos; prototype logits upsampled 1x
     ((3024, 4032), 256, False),  # a square letterbox: padding above and below
@@ -109,11 +111,12 @@ def test_resized_columns_are_torchs_bilinear_resize_bit_for_bit(content, shape):
     ((300, 1000), 256, True), ((641, 479), 320, False),  # upsampled 4x
     ((160, 160), 640, True),  # prototypes already the photo's size: no resize
 ])
-def test_instance_masks_are_ultralytics_process_mask_native_pixel_for_pixel(shape, imgsz, auto):
+def test_instance_masks_are_ultralytics_process_mask_native_pixel_for_pixel(shape, imgsz, auto, exact, monkeypatch):
     import torch
     from ultralytics.data.augment import LetterBox
     from ultralytics.utils import ops
 
+    monkeypatch.setattr(yolo_backend, "separable_resize_is_exact", lambda device: exact)
     height, width = shape
     letterboxed = LetterBox((imgsz, imgsz), auto=auto, stride=32)(image=np.zeros((*shape, 3), np.uint8)).shape
     generator = torch.Generator().manual_seed(imgsz + width)

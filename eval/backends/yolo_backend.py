@@ -104,7 +104,13 @@ def instance_or(proto, coefficients, box, union):
     to the letterboxed content, resized to the photo (bilinear, align_corners=False), > 0, cut to the box.
     That function resizes to the whole photo (a 48 MB float tensor per instance at 12 Mpixel) and then zeroes
     all but the box; here only the box's columns are resized (resized_columns) and only its pixels thresholded.
+    Where torch's resize does not split into those passes bit for bit (checked once per device), the instance
+    goes through process_mask_native itself: slower, never a different pixel.
     """
+    if not separable_resize_is_exact(str(proto.device)):
+        from ultralytics.utils import ops
+
+        return union.bitwise_or_(ops.process_mask_native(proto, coefficients[None], box[None], union.shape)[0])
     height, width = union.shape
     # crop_mask keeps column r when x1 <= r < x2 (rows likewise): from ceil(x1) up to, not including, ceil(x2)
     left, top, right, bottom = (min(max(math.ceil(edge), 0), size)
@@ -113,6 +119,19 @@ def instance_or(proto, coefficients, box, union):
         logits = box_logits(proto, coefficients, (height, width), (left, right))
         union[top:bottom, left:right] |= logits[top:bottom] > 0
     return union
+
+
+@functools.cache
+def separable_resize_is_exact(device):
+    """Whether resized_columns is torch's bilinear resize bit for bit on `device` (a torch device string), tried
+    once at a phone photo's size: another build, CPU or GPU kernel may round a 2-D resize differently."""
+    import torch
+    import torch.nn.functional as F
+
+    image = torch.rand(160, 120, generator=torch.Generator().manual_seed(0)).to(device)
+    shape = (4032, 3024)
+    whole = F.interpolate(image[None, None], shape, mode="bilinear")[0, 0]
+    return torch.equal(resized_columns(image, shape, (0, shape[1])), whole)
 
 
 def box_logits(proto, coefficients, shape, columns):
