@@ -299,9 +299,12 @@ class YoloSegBackend(Backend):
 
     def predict(self, images):
         bgr = [cv2.cvtColor(image, cv2.COLOR_RGB2BGR) for image in images]  # ultralytics expects BGR arrays
+        letterboxed = {}  # photo shape -> letterboxed shape: it depends on the shape alone, so one letterbox each
         groups = {}  # letterboxed shape -> indices, in first-seen order
         for index, photo in enumerate(bgr):
-            groups.setdefault(self._predictor.pre_transform([photo])[0].shape, []).append(index)
+            if photo.shape not in letterboxed:
+                letterboxed[photo.shape] = self._predictor.pre_transform([photo])[0].shape
+            groups.setdefault(letterboxed[photo.shape], []).append(index)
         masks = [None] * len(images)
         for indices in groups.values():
             for index, result in zip(indices, self._request([bgr[i] for i in indices])):
