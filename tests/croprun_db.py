@@ -12,10 +12,12 @@ import sqlalchemy as sa
 from croprun_export.django_tables import create_tables
 from croprun_export.export import ExportOptions, export_snapshot
 from croprun_export.schema_mapping import load_mapping
+from demo.build_croprun_db import DEMO_AS_OF
 from eval.inputs import volumes
-from tests.support import REPO, pot_photo, write_snapshot
+from tests.support import DEMO_SNAPSHOT, REPO, pot_photo, write_snapshot
 
 SCHEMA = REPO / "configs" / "croprun_schema.yaml"
+DEMO_DB = (REPO / "demo" / "assets" / "croprun.sqlite").resolve()
 AS_OF = datetime.datetime(2026, 11, 20, tzinfo=datetime.UTC)
 SOURCE = {"type": "human", "backend": "rembg", "deployment": "piece_image_crop_service", "version": "2.0.50"}
 
@@ -81,3 +83,9 @@ def export(url, media, output, split, version="v1", as_of=AS_OF, schema=SCHEMA,
     return export_snapshot(ExportOptions(database_url=url, media_root=str(media), test_split=str(split),
                                          as_of=as_of, version=version, output=str(output), schema=str(schema),
                                          quiet=True, **options), open_store)
+
+
+def export_demo(output):
+    """The bundled demo CropRun database exported as the demo was: the committed demo snapshot's twin."""
+    return export(f"sqlite:///{DEMO_DB}", DEMO_SNAPSHOT, output, DEMO_SNAPSHOT / "test", version="demo-db-v1",
+                  as_of=DEMO_AS_OF)

@@ -10,8 +10,10 @@ import junitparser
 import pytest
 from PIL import Image
 
-from tests.support import (COMPARE_CLI, DEMO_INCUMBENT, DEMO_REPORT, DEMO_SNAPSHOT, INCUMBENT_REPORT, REPO,
-                           TREND_DEMO, files_of, last_line, run_cli, scratch_dir)
+from eval.inputs.snapshot import load_snapshot
+from tests.croprun_db import export_demo
+from tests.support import (COMPARE_CLI, DEMO_CHECKPOINT, DEMO_INCUMBENT, DEMO_REPORT, DEMO_SNAPSHOT, INCUMBENT_REPORT,
+                           REPO, TREND_DEMO, files_of, last_line, run_cli, scratch_dir)
 
 LAST_LINE = re.compile(r"^recommendation: (go|no-go) \(deciding criterion: (\S+): .+\)$")
 
@@ -201,6 +203,32 @@ def test_committed_demo_report_is_regenerated_byte_for_byte(demo_runs):
         assert data == committed[name], (
             f"{name} differs from reports/{DEMO_REPORT.name}/{name}: regenerate with ./dev demo --overwrite "
             "and review the diff")
+
+
+_ROWS = ("recommendation", "deciding_criterion", "criteria_results", "aggregates", "per_image", "not_evaluated",
+         "excluded_rows")
+
+
+def test_the_gate_on_the_demo_database_export_gives_the_golden_rows(demo_runs):
+    """The demo CropRun database exported (tests/test_export_round_trip.py: the committed snapshot's twin) and
+    gated as the demo is: every measured row, interval and decision is the golden's; the provenance and the
+    report name the export. The demo runs' mask cache serves the same pixels (their content is the key)."""
+    base, _ = demo_runs
+    exported = export_demo(base / "snapshots")
+    done = run_cli("--checkpoint", str(DEMO_CHECKPOINT), "--incumbent_checkpoint", str(DEMO_INCUMBENT),  # as the demo
+                   "--dataset", str(exported.path), "--output_dir", str(base / "export-report"), "--quiet",
+                   env={"GATE_CACHE_DIR": str(base / "cache")})
+    assert done.returncode in (0, 1), done.stderr
+    metrics = json.loads((base / "export-report" / "metrics.json").read_text())
+    golden = json.loads((DEMO_REPORT / "metrics.json").read_text())
+    for key in _ROWS:
+        assert metrics[key] == golden[key], key
+    assert metrics["provenance"]["dataset"]["export"] == load_snapshot(exported.path).export
+    assert metrics["provenance"]["dataset"]["sha256"] == exported.sha256 != golden["provenance"]["dataset"]["sha256"]
+    report = (base / "export-report" / "report.md").read_text()
+    assert ("| exported from | CropRun sqlite database croprun.sqlite, rows created up to 2026-11-20T00:00:00Z "
+            "(30 rows)") in report
+    assert "excluded: no ground-truth annotation 3, source.type is not 'human' 3 |" in report
 
 
 if __name__ == "__main__":
