@@ -103,14 +103,19 @@ def test_resized_columns_are_torchs_bilinear_resize_bit_for_bit(content, shape):
     assert yolo_backend.separable_resize_is_exact("cpu")  # the gate's own check agrees: the box-only path runs
 
 
-@pytest.mark.parametrize("exact", [True, False])  # False: a device whose resize does not split (the fallback)
-@pytest.mark.parametrize("shape, imgsz, auto", [
+_LETTERBOXES = [
     ((3024, 4032), 640, True), ((4032, 3024), 640, True),  # phone photos; prototype logits upsampled 1x
     ((3024, 4032), 256, False),  # a square letterbox: padding above and below
     ((171, 199), 256, True), ((1000, 37), 320, True),  # odd sizes; upsampled 2x
     ((300, 1000), 256, True), ((641, 479), 320, False),  # upsampled 4x
     ((160, 160), 640, True),  # prototypes already the photo's size: no resize
-])
+]
+
+
+# exact=False: a device whose resize does not split into two passes, where instances take ultralytics' own path
+# (tried on the small photos: that path is process_mask_native itself, the slow reference at phone size).
+@pytest.mark.parametrize("shape, imgsz, auto, exact", [(*case, True) for case in _LETTERBOXES] + [
+    (*case, False) for case in _LETTERBOXES if case[0][0] * case[0][1] < 1_000_000])
 def test_instance_masks_are_ultralytics_process_mask_native_pixel_for_pixel(shape, imgsz, auto, exact, monkeypatch):
     import torch
     from ultralytics.data.augment import LetterBox
