@@ -74,7 +74,8 @@ def test_any_float_flag_defined_later_is_checked_too(capsys):
 
 
 def test_empty_values_through_the_real_cli():
-    """Today's main: `--criteria=` printed `error: : file not found`; `--checkpoint=` ran the bundled demo."""
+    """An empty path flag is a refusal naming the flag: not `error: : file not found` (`--criteria=`), nor the
+    bundled demo (`--checkpoint=`)."""
     for flag in ("--criteria=", "--checkpoint=", "--dataset="):
         proc = run_cli(flag, "--quiet", timeout=300)
         assert proc.returncode == EXIT_ERROR, (flag, proc.stdout, proc.stderr)

@@ -241,7 +241,7 @@ def run_gate(tmp_path, cache_env, root):
 
 
 def test_a_criterion_met_only_by_counting_one_photo_three_times_is_insufficient_data(tmp_path, cache_env):
-    """On the code before issue 8.4 this run was a go (flagged n_images 3 >= min_images 2)."""
+    """One photo in three flagged rows counts once: insufficient data at min_images 2, not a go on n = 3."""
     root = write_snapshot(tmp_path / "snap", n_test=2, rows=[])
     rewrite_rows(root, same_photo_rows(root, [("d1", "glossy glaze"), ("d2", "cast shadow"), ("d3", "")]))
     for sub in ("images", "masks"):  # and a test image twice: the test corpus still has 2 photos
@@ -269,7 +269,7 @@ def test_a_criterion_met_only_by_counting_one_photo_three_times_is_insufficient_
 
 
 def test_one_photo_with_two_different_masks_is_never_a_go(tmp_path, cache_env):
-    """On the code before issue 8.4 both rows were scored and the run was a go."""
+    """Two rows of one photo with different masks are both not evaluated (exit 2), never both scored."""
     root = write_snapshot(tmp_path / "snap", n_test=2, rows=[])
     flagged(root, "masks/other.png", OTHER_MASK)
     rows = same_photo_rows(root, [("c1", "gloss"), ("c2", "gloss")])

@@ -87,7 +87,7 @@ def test_stderr_holds_no_recommendation_line(go_run):
 
 
 def test_a_go_on_example_values_warns_on_stderr(go_run):
-    """Today's main: exit 0 and nothing on the console says the thresholds are examples."""
+    """A go decided on example thresholds says so on the console, not only in the report."""
     proc, _ = go_run
     assert proc.returncode == EXIT_GO
     assert EXAMPLE_VALUES_WARNING in proc.stderr.splitlines(), proc.stderr
@@ -117,7 +117,7 @@ def test_an_error_message_cannot_forge_a_line(world):
 
 
 def test_a_reviewers_file_blocks_a_same_inputs_rerun(go_run, world):
-    """Today's main: the rerun replaced the folder and REVIEW.md was gone."""
+    """A rerun never replaces a folder holding a reviewer's file (REVIEW.md), even with --overwrite."""
     base, _, _, out = world
     proc, flags = go_run
     (out / "REVIEW.md").write_text("Approved with comments.\n")
@@ -136,7 +136,7 @@ def test_a_reviewers_file_blocks_a_same_inputs_rerun(go_run, world):
 
 
 def test_sigterm_exits_2_with_a_message_and_publishes_nothing(world, tmp_path):
-    """Today's main: exit 143, no message."""
+    """SIGTERM is exit 2 with a message (not a silent 143), and nothing is published."""
     base, snap, _, _ = world
     out = tmp_path / "out"
     code, stdout, stderr = interrupt_cli(signal.SIGTERM, "--checkpoint", str(DEMO_CHECKPOINT), "--dataset",
@@ -177,7 +177,8 @@ def _default_name_too_long(base, snap, tmp):
 @pytest.mark.parametrize("case", [_under_a_file, _under_proc, _dotdot, _inside_the_snapshot, _default_name_too_long],
                          ids=lambda case: case.__name__.strip("_"))
 def test_an_unusable_destination_fails_before_any_model_runs(world, tmp_path, case):
-    """Today's main: these failed after the whole evaluation, with a traceback (or wrote into the dataset)."""
+    """An unusable destination is refused before any model runs, cleanly (never after the evaluation with a
+    traceback, never by writing into the dataset)."""
     base, snap, _, _ = world
     flags, env, problem = case(base, snap, tmp_path)
     if "--checkpoint" not in flags:
