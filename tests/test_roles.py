@@ -31,8 +31,7 @@ def _run(base, criteria_text, **options):
                           criteria=str(criteria_file(criteria_text, base)), baseline_config=str(BASELINE_CONFIG),
                           reports_root=str(base / "reports"), output_dir=str(base / "out"), torch_threads=1,
                           quiet=True, **options)
-    result, out = pipeline.run_gate(options)
-    return result, out
+    return pipeline.run_gate(options)
 
 
 def test_a_criterion_may_name_a_reference_only_once_its_role_is_registered(monkeypatch):
